@@ -1,0 +1,55 @@
+"""fleet: councils of LLM agents deliberating on software-engineering tasks, on Ray Serve + vLLM.
+
+What a driver script needs:
+
+    from fleet import Fleet, Task
+    async with await Fleet.start() as fleet:
+        record = await fleet.deliberate(Task(description="..."), role="DEV", num_agents=3, rounds=1)
+"""
+
+from fleet.config.council import AgentSpec, CouncilSpec, Sampling
+from fleet.config.deliberation import DeliberationConfig, DeliberationRequest, Timeouts
+from fleet.config.engine import EngineSpec, FakeEngineConfig
+from fleet.config.fleet import FleetConfig, RayOptions
+from fleet.config.task import Rubric, Task
+from fleet.driver import Fleet
+from fleet.errors import (
+    AgentCallError,
+    ConflictError,
+    DeliberationFailedError,
+    EngineError,
+    EngineNotReadyError,
+    EngineTimeoutError,
+    FleetError,
+    InvalidRequestError,
+    NotFoundError,
+    UserError,
+)
+from fleet.record import DeliberationRecord
+
+__all__ = [
+    "AgentCallError",
+    "AgentSpec",
+    "ConflictError",
+    "CouncilSpec",
+    "DeliberationConfig",
+    "DeliberationFailedError",
+    "DeliberationRecord",
+    "DeliberationRequest",
+    "EngineError",
+    "EngineNotReadyError",
+    "EngineSpec",
+    "EngineTimeoutError",
+    "FakeEngineConfig",
+    "Fleet",
+    "FleetConfig",
+    "FleetError",
+    "InvalidRequestError",
+    "NotFoundError",
+    "RayOptions",
+    "Rubric",
+    "Sampling",
+    "Task",
+    "Timeouts",
+    "UserError",
+]

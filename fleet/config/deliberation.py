@@ -1,0 +1,64 @@
+"""How a deliberation runs: rounds, review topology, quorum, judge, timeouts."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from fleet.config._base import StrictModel
+from fleet.config.council import MAX_AGENTS, CouncilSpec
+from fleet.config.roles import RoleName
+from fleet.config.task import Task
+
+
+class Timeouts(StrictModel):
+    """Every remote wait in fleet has one of these bounds (seconds)."""
+
+    call_s: float = Field(default=300.0, gt=0, description="one agent or judge call")
+    stage_s: float = Field(default=900.0, gt=0, description="one whole stage (all its calls)")
+    deliberation_s: float = Field(default=3600.0, gt=0, description="one whole deliberation")
+
+
+class DeliberationConfig(StrictModel):
+    rounds: int = Field(default=1, ge=0, le=10, description="critique+revise rounds; 0 skips review")
+    topology: Literal["all_pairs", "ring"] = Field(
+        default="all_pairs",
+        description="all_pairs: every agent reviews every peer; ring: agent i reviews agent i+1",
+    )
+    quorum: int | None = Field(
+        default=None, ge=1, description="live agents needed to go on; None: more than half the council"
+    )
+    judge: bool = Field(default=True, description="score with an LLM judge besides the content checks")
+    judge_max_tokens: int = Field(default=96, ge=16, le=1024)
+    critique_max_tokens: int | None = Field(
+        default=None, ge=1, le=8192, description="None: each agent's own max_tokens"
+    )
+    timeouts: Timeouts = Field(default_factory=Timeouts)
+
+
+class DeliberationRequest(StrictModel):
+    """One deliberation as a caller asks for it, validated at the edge.
+
+    The council is either given explicitly (`council`) or resolved by the coordinator from `role`
+    (its registered council, resized to `num_agents` when that differs).
+    """
+
+    task: Task
+    role: RoleName
+    num_agents: int | None = Field(default=None, ge=1, le=MAX_AGENTS, description="None: the council's size")
+    persona: str | None = Field(default=None, max_length=4000, description="persona for a custom role")
+    council: CouncilSpec | None = Field(default=None, description="explicit agents (overrides num_agents)")
+    config: DeliberationConfig = Field(default_factory=DeliberationConfig)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> DeliberationRequest:
+        if self.council is not None:
+            if self.council.role != self.role:
+                raise ValueError(f"council role {self.council.role} differs from role {self.role}")
+            if self.num_agents is not None and self.num_agents != len(self.council.agents):
+                raise ValueError("num_agents contradicts the explicit council's size")
+        n = len(self.council.agents) if self.council else self.num_agents
+        if n is not None and self.config.quorum is not None and self.config.quorum > n:
+            raise ValueError(f"quorum {self.config.quorum} is larger than the council ({n} agents)")
+        return self

@@ -1,0 +1,61 @@
+"""The whole fleet's configuration: engine, Ray connection, councils. Parsed once at the edge.
+
+The same model is the `args:` of the Serve application builder, so `serve_configs/*.yaml` and the
+CLI's `--config` read one schema.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field, model_validator
+
+from fleet.config._base import StrictModel
+from fleet.config.council import CouncilSpec
+from fleet.config.deliberation import DeliberationConfig
+from fleet.config.engine import EngineSpec
+from fleet.config.roles import BUILTIN_ROLES
+
+
+class RayOptions(StrictModel):
+    address: str | None = Field(default=None, description="None: RAY_ADDRESS if set, else start a local Ray")
+    num_cpus: int | None = Field(default=None, ge=1, description="logical CPUs of a local Ray (None: all)")
+    namespace: str = "fleet"
+    log_to_driver: bool = Field(default=False, description="stream actor logs (vLLM's are long) to the driver")
+
+
+class FleetConfig(StrictModel):
+    engine: EngineSpec = Field(default_factory=EngineSpec)
+    ray: RayOptions = Field(default_factory=RayOptions)
+    deliberation: DeliberationConfig = Field(default_factory=DeliberationConfig,
+                                             description="defaults for every deliberation")
+    council_size: int = Field(default=3, ge=1, le=32, description="agents per default council")
+    max_tokens: int = Field(default=256, ge=16, le=8192, description="default completion budget per agent call")
+    councils: list[CouncilSpec] = Field(default_factory=list,
+                                        description="councils at start-up; empty: one per built-in role")
+    coordinator_name: str = Field(default="fleet-coordinator", description="named actor, for connect()")
+
+    @model_validator(mode="after")
+    def _unique_roles(self) -> FleetConfig:
+        roles = [c.role for c in self.councils]
+        if len(set(roles)) != len(roles):
+            raise ValueError(f"one council per role, got {roles}")
+        return self
+
+    def startup_councils(self) -> list[CouncilSpec]:
+        return self.councils or [
+            CouncilSpec.default(r, self.council_size, max_tokens=self.max_tokens) for r in BUILTIN_ROLES
+        ]
+
+
+def load_fleet_config(path: str) -> FleetConfig:
+    """A `FleetConfig` from YAML: either the model itself, or a Serve config whose first application
+    has `import_path: fleet...:build_app` and the model as `args`."""
+    import yaml
+
+    with open(path) as f:
+        data = yaml.safe_load(f) or {}
+    if "applications" in data:
+        apps = [a for a in data["applications"] if str(a.get("import_path", "")).startswith("fleet.")]
+        if not apps:
+            raise ValueError(f"{path}: no application with a fleet import_path")
+        data = apps[0].get("args") or {}
+    return FleetConfig.model_validate(data)

@@ -1,0 +1,21 @@
+"""Who reviews whom in a critique round.
+
+>>> review_pairs(["a", "b", "c"], "ring")
+[('a', 'b'), ('b', 'c'), ('c', 'a')]
+>>> len(review_pairs(["a", "b", "c"], "all_pairs"))
+6
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+
+def review_pairs(agents: list[str], topology: Literal["all_pairs", "ring"]) -> list[tuple[str, str]]:
+    """(critic, author) pairs among the live agents; nobody reviews themselves."""
+    n = len(agents)
+    if n < 2:
+        return []
+    if topology == "ring":
+        return [(agents[i], agents[(i + 1) % n]) for i in range(n)]
+    return [(c, a) for c in agents for a in agents if c != a]

@@ -1,0 +1,178 @@
+"""The driver API: start or connect to a fleet, run deliberations. Async, and safe to use from
+inside any running event loop (web handlers, message consumers, notebooks).
+
+    async with await Fleet.start() as fleet:          # local Ray + the embedded CPU engine
+        record = await fleet.deliberate("Add rate limiting to the login endpoint", role="DEV")
+
+Blocking Ray/Serve set-up calls (`ray.init`, `serve.run`, the one-time model conversion) run in
+worker threads via `asyncio.to_thread`; remote calls are awaited, each under a timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from typing import Any
+
+import ray
+from pydantic import ValidationError
+from ray import serve
+
+from fleet.config.council import CouncilSpec
+from fleet.config.deliberation import DeliberationConfig, DeliberationRequest
+from fleet.config.engine import EMBEDDED_MODEL_ID, EngineSpec
+from fleet.config.fleet import FleetConfig
+from fleet.config.task import Task
+from fleet.coordinator.coordinator import CoordinatorActor
+from fleet.errors import EngineNotReadyError, FleetError, InvalidRequestError
+from fleet.record import DeliberationRecord
+
+log = logging.getLogger(__name__)
+
+_CONTROL_TIMEOUT_S = 60.0  # coordinator bookkeeping calls (councils, status)
+
+
+def _init_ray(config: FleetConfig) -> None:
+    if ray.is_initialized():
+        return
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    address = config.ray.address or os.environ.get("RAY_ADDRESS")
+    kwargs: dict[str, Any] = {"namespace": config.ray.namespace, "log_to_driver": config.ray.log_to_driver}
+    if address:
+        ray.init(address=address, **kwargs)
+        return
+    resources = {config.engine.placement_resource: 1000} if config.engine.placement_resource else None
+    ray.init(num_cpus=config.ray.num_cpus, resources=resources, **kwargs)
+
+
+def resolve_model_source(engine: EngineSpec) -> str | None:
+    """The weights folder vLLM loads; the embedded model is converted once (blocking)."""
+    if engine.kind != "vllm":
+        return None
+    if engine.model_source is not None:
+        return engine.model_source
+    if engine.model_id == EMBEDDED_MODEL_ID:
+        from fleet.engine.model_prep import prepare_embedded_model
+
+        return str(prepare_embedded_model(engine.dtype))
+    raise EngineNotReadyError(f"model {engine.model_id!r} has no model_source")
+
+
+def _engine_running(app_name: str) -> bool:
+    app = serve.status().applications.get(app_name)
+    return app is not None and str(app.status).endswith("RUNNING")
+
+
+def deploy_engine(engine: EngineSpec) -> None:
+    """Deploy `engine` in Serve unless it runs already (blocking; call through a thread)."""
+    if engine.kind == "inproc_fake" or _engine_running(engine.app_name):
+        return
+    from fleet.engine.serve_llm import build_engine_app
+
+    app = build_engine_app(engine, resolve_model_source(engine))
+    serve.run(app, name=engine.app_name, route_prefix=None)
+
+
+class Fleet:
+    """A handle on a running fleet: its coordinator actor and config."""
+
+    def __init__(self, coordinator: Any, config: FleetConfig, engine_ready_s: float = 0.0) -> None:
+        self.coordinator, self.config = coordinator, config
+        self.engine_ready_s = engine_ready_s  # wall time start() spent bringing the engine up
+
+    @classmethod
+    async def start(cls, config: FleetConfig | None = None) -> Fleet:
+        """Connect to (or start) Ray, deploy the engine if it is not running, and start or reuse the
+        named coordinator."""
+        config = config or FleetConfig()
+        await asyncio.to_thread(_init_ray, config)
+        started = time.perf_counter()
+        await asyncio.to_thread(deploy_engine, config.engine)
+        engine_ready_s = time.perf_counter() - started
+        coordinator = CoordinatorActor.options(
+            name=config.coordinator_name, namespace=config.ray.namespace, get_if_exists=True
+        ).remote(config)
+        await asyncio.wait_for(coordinator.ready.remote(), _CONTROL_TIMEOUT_S)
+        return cls(coordinator, config, engine_ready_s)
+
+    @classmethod
+    async def connect(cls, config: FleetConfig | None = None) -> Fleet:
+        """Attach to a fleet started elsewhere (same Ray cluster, same coordinator name)."""
+        config = config or FleetConfig()
+        await asyncio.to_thread(_init_ray, config)
+        try:
+            coordinator = await asyncio.to_thread(ray.get_actor, config.coordinator_name, config.ray.namespace)
+        except ValueError as e:
+            raise EngineNotReadyError(f"no fleet coordinator named {config.coordinator_name!r} is running") from e
+        return cls(coordinator, config)
+
+    async def __aenter__(self) -> Fleet:
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.shutdown()
+
+    async def deliberate(
+        self,
+        task: Task | str,
+        *,
+        role: str = "DEV",
+        num_agents: int | None = None,
+        rounds: int | None = None,
+        topology: str | None = None,
+        k: int | None = None,
+        persona: str | None = None,
+        council: CouncilSpec | None = None,
+        config: DeliberationConfig | None = None,
+    ) -> DeliberationRecord:
+        """Run one deliberation and return its record. Arguments left None take the fleet's defaults.
+        Raises `InvalidRequestError` for bad input, `NotFoundError` for an unknown role,
+        `DeliberationFailedError` (with `.record`) when the quorum is lost."""
+        try:
+            cfg = (config or self.config.deliberation).model_copy()
+            if rounds is not None:
+                cfg.rounds = rounds
+            if topology is not None:
+                cfg.topology = topology  # type: ignore[assignment]
+            t = Task(description=task) if isinstance(task, str) else task
+            if k is not None:
+                t = Task.model_validate({**t.model_dump(), "k": k})
+            request = DeliberationRequest(task=t, role=role, num_agents=num_agents, persona=persona,
+                                          council=council, config=cfg)
+        except ValidationError as e:
+            raise InvalidRequestError(_explain(e)) from e
+        return await self.run(request)
+
+    async def run(self, request: DeliberationRequest) -> DeliberationRecord:
+        """Run a validated request on the coordinator (the one code path every entry point uses)."""
+        ref = self.coordinator.deliberate.remote(request)
+        try:
+            return await asyncio.wait_for(ref, request.config.timeouts.deliberation_s + 30)
+        except asyncio.CancelledError:
+            ray.cancel(ref)
+            raise
+        except ray.exceptions.RayTaskError as e:
+            if isinstance(e.cause, FleetError):
+                raise e.cause from None
+            raise
+
+    async def councils(self) -> list[CouncilSpec]:
+        return await asyncio.wait_for(self.coordinator.list_councils.remote(), _CONTROL_TIMEOUT_S)
+
+    async def status(self) -> dict[str, Any]:
+        return await asyncio.wait_for(self.coordinator.status.remote(), _CONTROL_TIMEOUT_S)
+
+    async def shutdown(self, engine: bool = False) -> None:
+        """Stop the coordinator (and its agents); with `engine=True` also delete the engine app."""
+        ray.kill(self.coordinator)
+        if engine and self.config.engine.kind != "inproc_fake":
+            await asyncio.to_thread(serve.delete, self.config.engine.app_name)
+
+
+def _explain(e: ValidationError) -> str:
+    """'task.description: ...; config.rounds: ...' from a pydantic error."""
+    return "; ".join(
+        f"{'.'.join(str(p) for p in err['loc']) or 'request'}: {err['msg']}" for err in e.errors()
+    )

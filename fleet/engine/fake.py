@@ -1,0 +1,99 @@
+"""A deterministic fake engine: a complete implementation of `EngineClient` for logic tests.
+
+Output depends only on (seed, messages, tags), so the same seeds give the same transcript in any
+process. It writes role-shaped proposals (sections, a Python block), honours `max_tokens` (one
+word = one token), answers JSON for `json_schema` requests, sleeps `latency_s` per call, and fails
+on purpose for the agents or stages named in its config. It leaves out everything a model knows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import time
+from typing import Any
+
+from fleet.config.engine import FakeEngineConfig
+from fleet.engine.protocol import ChatRequest, ChatResult, EngineClient
+from fleet.errors import EngineError
+
+_CODE_VARIANTS = (
+    "def rate_limit(key, store, limit=5, window=60):\n    count = store.incr(key, ttl=window)\n"
+    "    return count <= limit",
+    "class TokenBucket:\n    def __init__(self, rate, burst):\n        self.rate, self.tokens = rate, burst\n\n"
+    "    def allow(self):\n        if self.tokens < 1:\n            return False\n"
+    "        self.tokens -= 1\n        return True",
+    "import time\n\n\ndef sliding_window(events, now=None, window=60):\n    now = now or time.time()\n"
+    "    return [t for t in events if now - t < window]",
+)
+_ROLE_WORDS = {
+    "QA": "test cases edge case regression bug boundary pytest assert",
+    "ARCHITECT": "design component interface scalability trade-off pattern service boundary",
+    "DEVOPS": "deploy CI/CD pipeline monitoring alert rollback infrastructure reliability",
+    "DATA": "pipeline schema ETL migration data quality table index",
+}
+
+
+def _digest(*parts: Any) -> int:
+    return int.from_bytes(hashlib.sha256(repr(parts).encode()).digest()[:8], "big")
+
+
+class FakeEngine(EngineClient):
+    def __init__(self, config: FakeEngineConfig | None = None) -> None:
+        self.config = config or FakeEngineConfig()
+        self.calls: list[ChatRequest] = []  # every request seen, in arrival order
+
+    async def chat(self, request: ChatRequest) -> ChatResult:
+        self.calls.append(request)
+        start = time.perf_counter()
+        if self.config.latency_s:
+            await asyncio.sleep(self.config.latency_s)
+        agent, stage = request.tags.get("agent_id", ""), request.tags.get("stage", "")
+        if agent in self.config.fail_agents or stage in self.config.fail_stages:
+            raise EngineError(f"fake engine: injected failure for agent={agent!r} stage={stage!r}")
+        h = _digest(request.seed, [(m.role, m.content) for m in request.messages], sorted(request.tags.items()))
+        text = self._json(request.json_schema, h) if request.json_schema else self._prose(request, h)
+        words = text.split(" ")
+        finish = "stop"
+        if not request.json_schema and len(words) > request.max_tokens:
+            text, finish = " ".join(words[: request.max_tokens]), "length"
+        prompt_tokens = sum(len(m.content.split()) for m in request.messages)
+        return ChatResult(
+            text=text,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=min(len(words), request.max_tokens),
+            finish_reason=finish,
+            latency_ms=(time.perf_counter() - start) * 1000,
+            served_by=self.config.fingerprint,
+        )
+
+    @staticmethod
+    def _prose(request: ChatRequest, h: int) -> str:
+        stage, role = request.tags.get("stage", "generate"), request.tags.get("role", "DEV")
+        if stage == "critique":
+            return (
+                f"Review {h % 997}: the approach is plausible, but the proposal should handle bad input, "
+                "add tests for the edge cases, and explain the failure modes against the rubric."
+            )
+        code = _CODE_VARIANTS[h % len(_CODE_VARIANTS)]
+        revised = "Revised after review: added input validation and tests.\n\n" if stage == "revise" else ""
+        return (
+            f"{revised}## Analysis\nThe task needs a bounded, observable change (variant {h % 101}). "
+            f"{_ROLE_WORDS.get(role, 'implementation tests')}\n\n## Approach\nStep 1 then step 2.\n\n"
+            f"## Implementation\n```python\n{code}\n```\n\n"
+            "## Risks\nClock skew and shared state; mitigate with a central store and tests."
+        )
+
+    @staticmethod
+    def _json(schema: dict[str, Any], h: int) -> str:
+        out: dict[str, Any] = {}
+        for name, prop in schema.get("properties", {}).items():
+            if prop.get("type") == "integer":
+                lo, hi = prop.get("minimum", 0), prop.get("maximum", 10)
+                out[name] = lo + h % (hi - lo + 1)
+            elif prop.get("type") == "number":
+                out[name] = float(prop.get("minimum", 0))
+            else:
+                out[name] = f"fake verdict {h % 97}"[: prop.get("maxLength", 200)]
+        return json.dumps(out)

@@ -1,0 +1,204 @@
+"""The engine binding: vLLM deployed by `ray.serve.llm`, called through a `DeploymentHandle`.
+
+`build_engine_app(spec, model_source)` builds the Serve application; `ServeLLMClient` is the
+`EngineClient` agents use. `LLMServer.chat` is an async generator, so the handle is used with
+`stream=True` even for non-streaming requests: one `ChatCompletionResponse` arrives, or an
+`ErrorResponse`. Calls prefer a replica on the caller's node (`_prefer_local_routing`), which is
+where placement put the agent. The fake deployment speaks the same protocol with `FakeEngine`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import time
+from typing import TYPE_CHECKING, Any
+
+import ray
+from ray import serve
+
+from fleet.config.engine import EngineSpec
+from fleet.engine.fake import FakeEngine, FakeEngineConfig
+from fleet.engine.protocol import ChatMessage, ChatRequest, ChatResult, EngineClient
+from fleet.errors import EngineError, EngineNotReadyError
+
+if TYPE_CHECKING:
+    from ray.serve.deployment import Application
+
+
+def _openai_request(request: ChatRequest) -> Any:
+    from ray.serve.llm.openai_api_models import ChatCompletionRequest
+
+    extra: dict[str, Any] = {}
+    if request.json_schema is not None:
+        extra["response_format"] = {
+            "type": "json_schema",
+            "json_schema": {"name": "answer", "schema": request.json_schema, "strict": True},
+        }
+    return ChatCompletionRequest(
+        model=request.model,
+        messages=[m.model_dump() for m in request.messages],
+        temperature=request.temperature,
+        top_p=request.top_p,
+        max_tokens=request.max_tokens,
+        repetition_penalty=request.repetition_penalty,
+        seed=request.seed,
+        stream=False,
+        **extra,
+    )
+
+
+class ServeLLMClient(EngineClient):
+    """`EngineClient` over a `ray.serve.llm` deployment (or the fake one of the same shape)."""
+
+    def __init__(self, app_name: str, deployment_name: str) -> None:
+        self.app_name, self.deployment_name = app_name, deployment_name
+        self._handle = None
+
+    async def _get_handle(self):
+        if self._handle is None:
+            try:
+                # get_deployment_handle talks to the Serve controller synchronously: keep it off the loop.
+                handle = await asyncio.to_thread(serve.get_deployment_handle, self.deployment_name, self.app_name)
+            except Exception as e:
+                raise EngineNotReadyError(
+                    f"no deployment {self.deployment_name!r} in Serve app {self.app_name!r}: {e}"
+                ) from e
+            handle._init(_prefer_local_routing=True)
+            self._handle = handle.options(stream=True)
+        return self._handle
+
+    async def warm_up(self) -> None:
+        await self._get_handle()
+        # The request type lives in ray.serve.llm, whose import pulls in vLLM (seconds): do it now.
+        await asyncio.to_thread(importlib.import_module, "ray.serve.llm.openai_api_models")
+
+    async def chat(self, request: ChatRequest) -> ChatResult:
+        handle = await self._get_handle()
+        start = time.perf_counter()
+        gen = handle.chat.remote(_openai_request(request))
+        responses = []
+        try:
+            async for out in gen:
+                responses.append(out)
+        except asyncio.CancelledError:
+            gen.cancel()  # aborts the request in the engine
+            raise
+        except Exception as e:
+            raise EngineError(f"engine call failed: {type(e).__name__}: {e}") from e
+        return _to_result(responses, (time.perf_counter() - start) * 1000)
+
+
+def _to_result(responses: list[Any], latency_ms: float) -> ChatResult:
+    if len(responses) != 1 or not hasattr(responses[0], "choices"):
+        detail = getattr(responses[0], "error", responses[0]) if responses else "no response"
+        raise EngineError(f"engine returned an error: {detail}")
+    resp = responses[0]
+    choice = resp.choices[0]
+    finish = choice.finish_reason if choice.finish_reason in ("stop", "length", "abort") else "stop"
+    return ChatResult(
+        text=choice.message.content or "",
+        prompt_tokens=resp.usage.prompt_tokens,
+        completion_tokens=resp.usage.completion_tokens,
+        finish_reason=finish,
+        latency_ms=latency_ms,
+        served_by=resp.system_fingerprint or "",
+    )
+
+
+@serve.deployment
+class FakeLLMServer:
+    """A Serve deployment with `LLMServer.chat`'s protocol, backed by `FakeEngine`; it reports the
+    node it runs on in `system_fingerprint`, which placement tests read."""
+
+    def __init__(self, model_id: str, config: FakeEngineConfig) -> None:
+        node = ray.get_runtime_context().get_node_id()
+        self.model_id = model_id
+        self.engine = FakeEngine(config.model_copy(update={"fingerprint": f"fleet-fake@{node}"}))
+
+    async def chat(self, request: Any):
+        from ray.serve.llm.openai_api_models import ChatCompletionResponse
+
+        fmt = getattr(request, "response_format", None)
+        schema = None
+        if fmt is not None and getattr(fmt, "json_schema", None) is not None:
+            schema = fmt.json_schema.json_schema if hasattr(fmt.json_schema, "json_schema") else None
+        result = await self.engine.chat(
+            ChatRequest(
+                model=request.model,
+                messages=[ChatMessage(role=m["role"], content=m["content"]) for m in request.messages],
+                max_tokens=request.max_tokens or 256,
+                seed=request.seed,
+                json_schema=schema,
+            )
+        )
+        yield ChatCompletionResponse(
+            id=f"fake-{time.time_ns()}",
+            model=self.model_id,
+            created=int(time.time()),
+            choices=[
+                {"index": 0, "message": {"role": "assistant", "content": result.text},
+                 "finish_reason": result.finish_reason}
+            ],
+            usage={
+                "prompt_tokens": result.prompt_tokens,
+                "completion_tokens": result.completion_tokens,
+                "total_tokens": result.prompt_tokens + result.completion_tokens,
+            },
+            system_fingerprint=result.served_by,
+        )
+
+
+def _actor_options(spec: EngineSpec) -> dict[str, Any]:
+    # num_cpus=0: the engine's CPUs are reserved by its placement group bundle, not the replica actor;
+    # counting both would need more logical CPUs than a 2-core laptop has.
+    options: dict[str, Any] = {"num_cpus": 0}
+    if spec.placement_resource:
+        options["resources"] = {spec.placement_resource: 0.001}
+    return options
+
+
+def llm_config(spec: EngineSpec, model_source: str):
+    """The `LLMConfig` for a vLLM engine spec."""
+    from ray.serve.llm import LLMConfig
+
+    engine_kwargs = {
+        "dtype": spec.dtype,
+        "max_model_len": spec.max_model_len,
+        "max_num_seqs": spec.max_num_seqs,
+        **({"enforce_eager": True} if spec.accelerator == "cpu" else {}),
+        **spec.engine_kwargs,
+    }
+    return LLMConfig(
+        model_loading_config={"model_id": spec.model_id, "model_source": model_source},
+        accelerator_config={"kind": spec.accelerator},
+        engine_kwargs=engine_kwargs,
+        runtime_env={"env_vars": spec.worker_env()},
+        deployment_config={
+            "num_replicas": spec.num_replicas,
+            "ray_actor_options": _actor_options(spec),
+        },
+        log_engine_metrics=False,
+    )
+
+
+def build_engine_app(spec: EngineSpec, model_source: str | None = None) -> Application:
+    """The Serve application that hosts `spec`'s engine (deployment named `spec.deployment_name`)."""
+    if spec.kind == "fake":
+        return FakeLLMServer.options(
+            name=spec.deployment_name,
+            num_replicas=spec.num_replicas,
+            ray_actor_options=_actor_options(spec),
+        ).bind(spec.model_id, spec.fake)
+    from ray.serve.llm import build_llm_deployment
+
+    if model_source is None:
+        raise EngineNotReadyError("a vLLM engine needs a prepared model_source (see fleet.engine.model_prep)")
+    return build_llm_deployment(llm_config(spec, model_source))
+
+
+def engine_client(spec: EngineSpec) -> EngineClient:
+    """The client an agent (or the judge) uses to reach `spec`'s engine. Picklable before first use."""
+    if spec.kind == "inproc_fake":
+        return FakeEngine(spec.fake)
+    return ServeLLMClient(spec.app_name, spec.deployment_name)

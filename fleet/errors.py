@@ -1,0 +1,91 @@
+"""fleet's one error hierarchy.
+
+Every error fleet raises on purpose derives from `FleetError` and carries the HTTP status an
+ingress should answer with, so the mapping to HTTP lives here and nowhere else.
+
+    FleetError
+    ├── UserError            the caller's mistake: fix the input and retry      (4xx)
+    │   ├── InvalidRequestError   a field is wrong; the message says which   (422)
+    │   ├── NotFoundError         unknown role, council, agent or id         (404)
+    │   └── ConflictError         it exists already                          (409)
+    ├── EngineError          an engine call failed (recoverable, per call)     (502)
+    │   ├── EngineTimeoutError    the call ran past its timeout              (504)
+    │   └── EngineNotReadyError   no engine deployment to talk to            (503)
+    ├── AgentCallError       an agent actor failed or died (wraps the cause)   (502)
+    └── DeliberationFailedError   too few agents left (quorum), or cancelled (500)
+
+Errors cross Ray actor boundaries, so they must pickle: keep constructor arguments simple.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class FleetError(Exception):
+    """Base of every error fleet raises on purpose."""
+
+    http_status: int = 500
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON body an HTTP ingress returns for this error."""
+        return {"error": type(self).__name__, "message": str(self)}
+
+
+class UserError(FleetError):
+    """The caller's mistake: the message says what to fix."""
+
+    http_status = 400
+
+
+class InvalidRequestError(UserError):
+    http_status = 422
+
+
+class NotFoundError(UserError):
+    http_status = 404
+
+
+class ConflictError(UserError):
+    http_status = 409
+
+
+class EngineError(FleetError):
+    """One engine call failed; the agent that made it is recorded as failed."""
+
+    http_status = 502
+
+
+class EngineTimeoutError(EngineError):
+    http_status = 504
+
+
+class EngineNotReadyError(EngineError):
+    http_status = 503
+
+
+class AgentCallError(FleetError):
+    """An agent actor raised or died; `cause_type` names the underlying error."""
+
+    http_status = 502
+
+    def __init__(self, message: str, cause_type: str = "") -> None:
+        super().__init__(message)
+        self.cause_type = cause_type
+
+    def __reduce__(self):  # keep cause_type across pickling (Ray)
+        return (type(self), (str(self), self.cause_type))
+
+
+class DeliberationFailedError(FleetError):
+    """The deliberation could not finish. `record` holds everything gathered up to the failure,
+    so nothing already produced is lost."""
+
+    http_status = 500
+
+    def __init__(self, message: str, record: Any = None) -> None:
+        super().__init__(message)
+        self.record = record
+
+    def __reduce__(self):
+        return (type(self), (str(self), self.record))

@@ -1,0 +1,127 @@
+"""The deliberation record: everything a deliberation produced, typed, in one object.
+
+It is what the CLI prints, what the HTTP API returns and what a job writes per line. Failed calls
+are here as `AgentFailure`s, next to (never instead of) the real proposals.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import Field
+
+from fleet.config._base import StrictModel
+from fleet.config.council import CouncilSpec
+from fleet.config.deliberation import DeliberationConfig
+from fleet.config.task import Task
+from fleet.messages import CallUsage, Stage
+
+
+class Proposal(StrictModel):
+    author_id: str
+    role: str
+    round: int = Field(ge=0, description="0: first draft; r: revised in round r")
+    content: str
+    usage: CallUsage
+
+
+class Critique(StrictModel):
+    critic_id: str
+    author_id: str = Field(description="whose proposal this reviews")
+    round: int = Field(ge=1)
+    content: str
+    usage: CallUsage
+
+
+class AgentFailure(StrictModel):
+    agent_id: str
+    stage: Stage
+    round: int = Field(ge=0)
+    error_type: str
+    message: str
+
+
+class Check(StrictModel):
+    """One scoring check on a proposal."""
+
+    name: str
+    passed: bool
+    score: float = Field(ge=0.0, le=1.0)
+    detail: str = ""
+
+
+class JudgeVerdict(StrictModel):
+    score: int = Field(ge=1, le=10)
+    reason: str
+    usage: CallUsage
+
+
+class ScoreCard(StrictModel):
+    author_id: str
+    checks: list[Check]
+    checks_score: float = Field(ge=0.0, le=1.0, description="mean of the checks' scores")
+    judge: JudgeVerdict | None = None
+    total: float = Field(ge=0.0, le=1.0)
+    rank: int = Field(ge=1, description="1 = best")
+
+    @property
+    def all_passed(self) -> bool:
+        return all(c.passed for c in self.checks)
+
+
+class Selection(StrictModel):
+    winner_id: str
+    candidates: list[str] = Field(min_length=1, description="the top-k considered, best first")
+    reason: str
+    method: str
+
+
+class PhaseTiming(StrictModel):
+    phase: Literal["setup", "generate", "critique", "revise", "score", "select"]
+    round: int = Field(ge=0)
+    wall_ms: float = Field(ge=0)
+
+
+class TokenTotals(StrictModel):
+    calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+class DeliberationRecord(StrictModel):
+    deliberation_id: str
+    status: Literal["completed", "degraded", "failed"] = Field(
+        description="degraded: finished with a quorum after some agents failed"
+    )
+    task: Task
+    council: CouncilSpec
+    config: DeliberationConfig
+    quorum: int
+    proposals: list[Proposal] = Field(default_factory=list, description="every draft and revision")
+    critiques: list[Critique] = Field(default_factory=list)
+    failures: list[AgentFailure] = Field(default_factory=list)
+    scores: list[ScoreCard] = Field(default_factory=list, description="best first")
+    selection: Selection | None = None
+    timings: list[PhaseTiming] = Field(default_factory=list)
+    usage: list[CallUsage] = Field(default_factory=list, description="one entry per engine call")
+    tokens: TokenTotals = Field(default_factory=TokenTotals)
+    notes: list[str] = Field(default_factory=list, description="what the coordinator decided and why")
+    started_at: datetime
+    duration_ms: float = 0.0
+    error: str | None = None
+
+    @property
+    def winner_id(self) -> str | None:
+        return self.selection.winner_id if self.selection else None
+
+    def latest_proposals(self) -> dict[str, Proposal]:
+        """author_id -> the author's most recent proposal."""
+        latest: dict[str, Proposal] = {}
+        for p in self.proposals:
+            if p.author_id not in latest or p.round >= latest[p.author_id].round:
+                latest[p.author_id] = p
+        return latest
+
+    def failed_agents(self) -> set[str]:
+        return {f.agent_id for f in self.failures}

@@ -1,0 +1,1 @@
+"""Scoring: deterministic checks, an LLM judge, ranking and top-k selection."""
