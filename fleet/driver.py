@@ -26,7 +26,7 @@ from fleet.config.engine import EMBEDDED_MODEL_ID, EngineSpec
 from fleet.config.fleet import FleetConfig
 from fleet.config.task import Task
 from fleet.coordinator.coordinator import CoordinatorActor
-from fleet.errors import EngineNotReadyError, FleetError, InvalidRequestError
+from fleet.errors import ConflictError, EngineNotReadyError, FleetError, InvalidRequestError
 from fleet.record import DeliberationRecord
 
 log = logging.getLogger(__name__)
@@ -43,6 +43,10 @@ def _init_ray(config: FleetConfig) -> None:
     if address:
         ray.init(address=address, **kwargs)
         return
+    # Ray 2.60's driver flushes OpenTelemetry metrics at exit with no bound; after a vLLM replica
+    # this was seen to hang the CLI forever once the raylet was gone (ray-project/ray#66180 bounds
+    # it later). A local laptop session has no metrics consumer, so collection is off.
+    os.environ.setdefault("RAY_enable_metrics_collection", "0")
     resources = {config.engine.placement_resource: 1000} if config.engine.placement_resource else None
     ray.init(num_cpus=config.ray.num_cpus, resources=resources, **kwargs)
 
@@ -78,9 +82,10 @@ def deploy_engine(engine: EngineSpec) -> None:
 class Fleet:
     """A handle on a running fleet: its coordinator actor and config."""
 
-    def __init__(self, coordinator: Any, config: FleetConfig, engine_ready_s: float = 0.0) -> None:
+    def __init__(self, coordinator: Any, config: FleetConfig, engine_ready_s: float = 0.0, owner: bool = False) -> None:
         self.coordinator, self.config = coordinator, config
         self.engine_ready_s = engine_ready_s  # wall time start() spent bringing the engine up
+        self.owner = owner  # True when this handle created the coordinator (and so may stop it)
 
     @classmethod
     async def start(cls, config: FleetConfig | None = None) -> Fleet:
@@ -91,22 +96,31 @@ class Fleet:
         started = time.perf_counter()
         await asyncio.to_thread(deploy_engine, config.engine)
         engine_ready_s = time.perf_counter() - started
-        coordinator = CoordinatorActor.options(
-            name=config.coordinator_name, namespace=config.ray.namespace, get_if_exists=True
-        ).remote(config)
+        coordinator = await _find_coordinator(config)
+        owner = coordinator is None
+        if owner:
+            coordinator = CoordinatorActor.options(
+                name=config.coordinator_name, namespace=config.ray.namespace, get_if_exists=True
+            ).remote(config)
         await asyncio.wait_for(coordinator.ready.remote(), _CONTROL_TIMEOUT_S)
-        return cls(coordinator, config, engine_ready_s)
+        running = await asyncio.wait_for(coordinator.fleet_config.remote(), _CONTROL_TIMEOUT_S)
+        if running != config:
+            raise ConflictError(
+                f"coordinator {config.coordinator_name!r} already runs with a different config; "
+                "connect() to it, stop it, or pick another coordinator_name"
+            )
+        return cls(coordinator, config, engine_ready_s, owner)
 
     @classmethod
     async def connect(cls, config: FleetConfig | None = None) -> Fleet:
         """Attach to a fleet started elsewhere (same Ray cluster, same coordinator name)."""
         config = config or FleetConfig()
         await asyncio.to_thread(_init_ray, config)
-        try:
-            coordinator = await asyncio.to_thread(ray.get_actor, config.coordinator_name, config.ray.namespace)
-        except ValueError as e:
-            raise EngineNotReadyError(f"no fleet coordinator named {config.coordinator_name!r} is running") from e
-        return cls(coordinator, config)
+        coordinator = await _find_coordinator(config)
+        if coordinator is None:
+            raise EngineNotReadyError(f"no fleet coordinator named {config.coordinator_name!r} is running")
+        running = await asyncio.wait_for(coordinator.fleet_config.remote(), _CONTROL_TIMEOUT_S)
+        return cls(coordinator, running)
 
     async def __aenter__(self) -> Fleet:
         return self
@@ -165,10 +179,19 @@ class Fleet:
         return await asyncio.wait_for(self.coordinator.status.remote(), _CONTROL_TIMEOUT_S)
 
     async def shutdown(self, engine: bool = False) -> None:
-        """Stop the coordinator (and its agents); with `engine=True` also delete the engine app."""
-        ray.kill(self.coordinator)
+        """Stop the coordinator (and its agents) if this handle started it; with `engine=True` also
+        delete the engine app."""
+        if self.owner:
+            ray.kill(self.coordinator)
         if engine and self.config.engine.kind != "inproc_fake":
             await asyncio.to_thread(serve.delete, self.config.engine.app_name)
+
+
+async def _find_coordinator(config: FleetConfig) -> Any | None:
+    try:  # ray.get_actor asks the GCS synchronously: off the loop
+        return await asyncio.to_thread(ray.get_actor, config.coordinator_name, config.ray.namespace)
+    except ValueError:
+        return None
 
 
 def _explain(e: ValidationError) -> str:

@@ -17,13 +17,17 @@ _GENERATE = (
     "Write your proposal. Explain your approach briefly, show the implementation (code in a "
     "```python block where code helps), then name the main risk and how you would mitigate it."
 )
+# "A colleague proposed" and reviews-before-own-solution keep the 135M model from confusing whose
+# text is whose (it otherwise reviews "the review" or rewrites prose about writing style).
 _CRITIQUE = (
-    "Here is a proposal by your peer {author}:\n\n{proposal}\n\n"
-    "Review it against the criteria above. List two weaknesses and one concrete improvement."
+    "A colleague ({author}) proposed this solution:\n\n{proposal}\n\n"
+    "Review the colleague's solution against the criteria above. List two weaknesses and one concrete "
+    "improvement."
 )
 _REVISE = (
-    "Here is your proposal:\n\n{proposal}\n\nYour reviewers said:\n\n{critiques}\n\n"
-    "Write the improved proposal: the approach, the implementation, and the main risk with its mitigation."
+    "Reviews of your solution:\n\n{critiques}\n\nYour solution:\n\n{proposal}\n\n"
+    "Write an improved solution that fixes the weaknesses in the reviews. Explain the approach, show the "
+    "code, and name the main risk with its mitigation."
 )
 _JUDGE = (
     "Here is a proposal for this task:\n\n{proposal}\n\n"

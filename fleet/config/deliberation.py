@@ -30,6 +30,10 @@ class DeliberationConfig(StrictModel):
         default=None, ge=1, description="live agents needed to go on; None: more than half the council"
     )
     judge: bool = Field(default=True, description="score with an LLM judge besides the content checks")
+    judge_weight: float = Field(
+        default=0.3, ge=0.0, le=1.0,
+        description="share of the judge's verdict in a total; the rest is the deterministic checks' mean",
+    )
     judge_max_tokens: int = Field(default=96, ge=16, le=1024)
     critique_max_tokens: int | None = Field(
         default=None, ge=1, le=8192, description="None: each agent's own max_tokens"

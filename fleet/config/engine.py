@@ -55,6 +55,7 @@ class EngineSpec(StrictModel):
         default=None, ge=1, description="CPU cores the engine binds; None: all cores of the node"
     )
     num_replicas: int = Field(default=1, ge=1, le=64)
+    max_replicas_per_node: int | None = Field(default=None, ge=1, description="spread replicas over nodes")
     engine_kwargs: dict[str, Any] = Field(default_factory=dict, description="extra vLLM engine args")
     env_vars: dict[str, str] = Field(default_factory=dict, description="extra env for engine workers")
     placement_resource: str | None = Field(
@@ -70,8 +71,11 @@ class EngineSpec(StrictModel):
 
     @model_validator(mode="after")
     def _fake_settings(self) -> EngineSpec:
-        if self.kind != "vllm" and self.fake is None:
-            self.fake = FakeEngineConfig()
+        if self.kind != "vllm":
+            if self.fake is None:
+                self.fake = FakeEngineConfig()
+            if self.app_name == "fleet-engine":  # never mistake a fake app for a real one, or reuse it
+                self.app_name = "fleet-engine-fake"
         if self.kind == "vllm" and self.model_source is None and self.model_id != EMBEDDED_MODEL_ID:
             raise ValueError(f"model {self.model_id!r} needs a model_source (only {EMBEDDED_MODEL_ID!r} is embedded)")
         return self

@@ -41,6 +41,9 @@ class Coordinator:
         await self.engine.warm_up()  # the judge's connection
         return True
 
+    async def fleet_config(self) -> FleetConfig:
+        return self.config
+
     # -- councils ------------------------------------------------------------------------------
 
     async def list_councils(self) -> list[CouncilSpec]:
@@ -105,13 +108,12 @@ class Coordinator:
         if have is not None:
             ray.kill(have[1])  # non-blocking
 
-    async def agent_nodes(self, role: str) -> dict[str, str]:
-        """agent_id -> node id, for the council's live actors (placement checks)."""
-        council = await self.get_council(role)
-        handles = {a.agent_id: self._actor(a) for a in council.agents}
-        nodes = await asyncio.wait_for(asyncio.gather(*(h.ready.remote() for h in handles.values())),
+    async def agent_nodes(self) -> dict[str, str]:
+        """agent_id -> Ray node id, for every agent actor this coordinator holds (placement checks)."""
+        ids = list(self.actors)
+        nodes = await asyncio.wait_for(asyncio.gather(*(self.actors[a][1].ready.remote() for a in ids)),
                                        self.config.deliberation.timeouts.call_s)
-        return dict(zip(handles, nodes))
+        return dict(zip(ids, nodes))
 
     # -- deliberations -------------------------------------------------------------------------
 

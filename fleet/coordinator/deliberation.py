@@ -211,7 +211,7 @@ class Deliberation:
         self.record.failures += outcome.failures
         self.record.notes += outcome.notes
         self.record.usage += [s.judge.usage for s in outcome.scored if s.judge]
-        self.record.scores = rank({s.author_id: (s.checks, s.judge) for s in outcome.scored})
+        self.record.scores = rank({s.author_id: (s.checks, s.judge) for s in outcome.scored}, self.cfg.judge_weight)
         self.record.timings.append(PhaseTiming(phase="score", round=0, wall_ms=(time.perf_counter() - start) * 1000))
         start = time.perf_counter()
         self.record.selection = select_top_k(self.record.scores, self.request.task.k)

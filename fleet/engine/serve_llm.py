@@ -106,19 +106,24 @@ def _to_result(responses: list[Any], latency_ms: float) -> ChatResult:
     )
 
 
-@serve.deployment
+# Like LLMServer: admit every request and let the engine queue. Serve's locality preference is soft
+# (a full same-node replica sends the call elsewhere), so a small limit would defeat placement.
+@serve.deployment(max_ongoing_requests=1_000_000_000)
 class FakeLLMServer:
     """A Serve deployment with `LLMServer.chat`'s protocol, backed by `FakeEngine`; it reports the
     node it runs on in `system_fingerprint`, which placement tests read."""
 
     def __init__(self, model_id: str, config: FakeEngineConfig) -> None:
+        # Import the response type now: importing it (it pulls in vLLM) inside the first request
+        # would block this replica's loop for seconds, so the router would route around it.
+        from ray.serve.llm.openai_api_models import ChatCompletionResponse
+
+        self._response_cls = ChatCompletionResponse
         node = ray.get_runtime_context().get_node_id()
         self.model_id = model_id
         self.engine = FakeEngine(config.model_copy(update={"fingerprint": f"fleet-fake@{node}"}))
 
     async def chat(self, request: Any):
-        from ray.serve.llm.openai_api_models import ChatCompletionResponse
-
         fmt = getattr(request, "response_format", None)
         schema = None
         if fmt is not None and getattr(fmt, "json_schema", None) is not None:
@@ -132,7 +137,7 @@ class FakeLLMServer:
                 json_schema=schema,
             )
         )
-        yield ChatCompletionResponse(
+        yield self._response_cls(
             id=f"fake-{time.time_ns()}",
             model=self.model_id,
             created=int(time.time()),
@@ -177,6 +182,7 @@ def llm_config(spec: EngineSpec, model_source: str):
         deployment_config={
             "num_replicas": spec.num_replicas,
             "ray_actor_options": _actor_options(spec),
+            **({"max_replicas_per_node": spec.max_replicas_per_node} if spec.max_replicas_per_node else {}),
         },
         log_engine_metrics=False,
     )
@@ -189,6 +195,7 @@ def build_engine_app(spec: EngineSpec, model_source: str | None = None) -> Appli
             name=spec.deployment_name,
             num_replicas=spec.num_replicas,
             ray_actor_options=_actor_options(spec),
+            **({"max_replicas_per_node": spec.max_replicas_per_node} if spec.max_replicas_per_node else {}),
         ).bind(spec.model_id, spec.fake)
     from ray.serve.llm import build_llm_deployment
 

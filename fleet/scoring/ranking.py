@@ -4,11 +4,8 @@ from __future__ import annotations
 
 from fleet.record import Check, JudgeVerdict, ScoreCard, Selection
 
-JUDGE_WEIGHT = 0.5  # share of the judge in the total when a verdict exists
-
-
-def total_score(checks: list[Check], judge: JudgeVerdict | None) -> tuple[float, float]:
-    """(checks_score, total). The judge's 1-10 maps to 0-1.
+def total_score(checks: list[Check], judge: JudgeVerdict | None, judge_weight: float = 0.3) -> tuple[float, float]:
+    """(checks_score, total). The judge's 1-10 maps to 0-1 and weighs `judge_weight`.
 
     >>> total_score([Check(name="a", passed=True, score=1.0)], None)
     (1.0, 1.0)
@@ -16,12 +13,13 @@ def total_score(checks: list[Check], judge: JudgeVerdict | None) -> tuple[float,
     checks_score = sum(c.score for c in checks) / len(checks) if checks else 0.0
     if judge is None:
         return checks_score, checks_score
-    return checks_score, (1 - JUDGE_WEIGHT) * checks_score + JUDGE_WEIGHT * (judge.score - 1) / 9
+    return checks_score, (1 - judge_weight) * checks_score + judge_weight * (judge.score - 1) / 9
 
 
-def rank(results: dict[str, tuple[list[Check], JudgeVerdict | None]]) -> list[ScoreCard]:
+def rank(results: dict[str, tuple[list[Check], JudgeVerdict | None]], judge_weight: float = 0.3) -> list[ScoreCard]:
     """author_id -> (checks, verdict) ==> score cards, best first; ties go to the lower author id."""
-    rows = [(author, checks, judge, *total_score(checks, judge)) for author, (checks, judge) in results.items()]
+    rows = [(author, checks, judge, *total_score(checks, judge, judge_weight))
+            for author, (checks, judge) in results.items()]
     rows.sort(key=lambda r: (-r[4], r[0]))
     return [
         ScoreCard(author_id=a, checks=c, checks_score=round(cs, 4), judge=j, total=round(t, 4), rank=i + 1)

@@ -1,0 +1,33 @@
+"""Builders shared by the tests (plain functions, not fixtures)."""
+
+from __future__ import annotations
+
+from fleet.agents.agent import Agent
+from fleet.config.council import CouncilSpec
+from fleet.config.deliberation import DeliberationConfig, DeliberationRequest
+from fleet.config.engine import FakeEngineConfig
+from fleet.config.task import Rubric, Task
+from fleet.coordinator.deliberation import Deliberation
+from fleet.coordinator.pool import LocalPool
+from fleet.engine.fake import FakeEngine
+from fleet.scoring.judge import Judge
+from fleet.scoring.scorer import RubricScorer
+
+RUBRIC_TEXT = "Every login attempt beyond five per minute is answered with HTTP 429."
+
+
+def make_task(**kw) -> Task:
+    return Task(description="Add rate limiting to the login endpoint",
+                rubric=Rubric(criteria={"limits": RUBRIC_TEXT}), **kw)
+
+
+def local_deliberation(n: int = 3, rounds: int = 1, topology: str = "all_pairs", judge: bool = True,
+                       engine: FakeEngine | None = None, role: str = "DEV", **cfg) -> tuple[Deliberation, FakeEngine]:
+    """A deliberation over in-process agents sharing one fake engine (so its call log is complete)."""
+    engine = engine or FakeEngine(FakeEngineConfig())
+    council = CouncilSpec.default(role, n)
+    pool = LocalPool({a.agent_id: Agent(a, engine, "fake") for a in council.agents})
+    request = DeliberationRequest(task=make_task(), role=role,
+                                  config=DeliberationConfig(rounds=rounds, topology=topology, judge=judge, **cfg))
+    scorer = RubricScorer(Judge(engine, "fake") if judge else None)
+    return Deliberation(request, council, pool, scorer), engine

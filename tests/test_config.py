@@ -1,0 +1,118 @@
+"""Config and input validation: bad input is a typed error that says what to fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from fleet import CouncilSpec, FleetConfig, InvalidRequestError, NotFoundError, Rubric, Task
+from fleet.config.deliberation import DeliberationConfig, DeliberationRequest
+from fleet.config.engine import EngineSpec
+from fleet.config.fleet import load_fleet_config
+from fleet.coordinator.coordinator import Coordinator
+from fleet.driver import Fleet
+
+pytestmark = pytest.mark.unit
+SERVE_CONFIGS = sorted((Path(__file__).parent.parent / "serve_configs").glob("*.yaml"))
+
+
+def fake_fleet() -> Fleet:
+    """A Fleet handle whose coordinator is never reached: validation happens before any call."""
+    return Fleet(coordinator=None, config=FleetConfig(engine=EngineSpec(kind="inproc_fake")))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"task": "   "}, "task description is empty"),
+        ({"num_agents": 0}, "num_agents: Input should be greater than or equal to 1"),
+        ({"num_agents": 1000}, "num_agents: Input should be less than or equal to 32"),
+        ({"rounds": -1}, "greater than or equal to 0"),
+        ({"rounds": 99}, "less than or equal to 10"),
+        ({"k": 0}, "k: Input should be greater than or equal to 1"),
+        ({"role": "not a role!"}, "role"),
+        ({"topology": "star"}, "all_pairs"),
+    ],
+)
+async def test_invalid_requests_raise_typed_errors_that_say_what_to_fix(kwargs, message):
+    kwargs.setdefault("task", "Add rate limiting")
+    task = kwargs.pop("task")
+    with pytest.raises(InvalidRequestError, match=message):
+        await fake_fleet().deliberate(task, **kwargs)
+
+
+def test_quorum_larger_than_council_is_rejected():
+    with pytest.raises(ValueError, match="quorum 4 is larger than the council"):
+        DeliberationRequest(task=Task(description="x"), role="DEV", num_agents=3,
+                            config=DeliberationConfig(quorum=4))
+
+
+def test_unknown_role_without_persona_is_not_found_and_custom_role_with_persona_works():
+    coordinator = Coordinator(FleetConfig(engine=EngineSpec(kind="inproc_fake")))
+    with pytest.raises(NotFoundError, match="no council for role 'SECURITY'"):
+        coordinator.resolve_council(DeliberationRequest(task=Task(description="x"), role="security"))
+    council = coordinator.resolve_council(
+        DeliberationRequest(task=Task(description="x"), role="security", persona="You are a security engineer.",
+                            num_agents=2))
+    assert [a.agent_id for a in council.agents] == ["agent-security-001", "agent-security-002"]
+    assert all(a.persona == "You are a security engineer." for a in council.agents)
+
+
+def test_num_agents_is_honoured_by_resizing_the_registered_council():
+    coordinator = Coordinator(FleetConfig(engine=EngineSpec(kind="inproc_fake")))
+    for n in (1, 3, 5):
+        council = coordinator.resolve_council(DeliberationRequest(task=Task(description="x"), role="qa",
+                                                                  num_agents=n))
+        assert len(council.agents) == n
+        assert council.agents[0].agent_id == "agent-qa-001"
+
+
+def test_default_councils_match_the_seed_system():
+    coordinator = Coordinator(FleetConfig(engine=EngineSpec(kind="inproc_fake")))
+    assert sorted(coordinator.councils) == ["ARCHITECT", "DATA", "DEV", "DEVOPS", "QA"]
+    assert [a.agent_id for a in coordinator.councils["DEV"].agents] == [
+        "agent-dev-001", "agent-dev-002", "agent-dev-003"]
+
+
+def test_rubric_renders_text_not_keys():
+    task = Task(description="d", rubric=Rubric(criteria={"sec": "Never log passwords."}))
+    assert "- sec: Never log passwords." in task.render()
+    with pytest.raises(ValueError, match="at least one criterion"):
+        Rubric(criteria={})
+
+
+def test_council_rejects_duplicates_and_foreign_roles():
+    dev = CouncilSpec.default("DEV", 2)
+    with pytest.raises(ValueError, match="unique"):
+        CouncilSpec(role="DEV", agents=[dev.agents[0], dev.agents[0]])
+    with pytest.raises(ValueError, match="not of the council's role"):
+        CouncilSpec(role="QA", agents=dev.agents)
+
+
+def test_configs_are_strict():
+    with pytest.raises(ValueError, match="Extra inputs are not permitted"):
+        FleetConfig.model_validate({"engine": {"kind": "vllm", "modle_id": "typo"}})
+    with pytest.raises(ValueError, match="needs a model_source"):
+        EngineSpec(model_id="llama-3-8b")
+
+
+def test_fake_engine_never_takes_the_real_engine_app_name():
+    assert EngineSpec(kind="fake").app_name == "fleet-engine-fake"
+    assert EngineSpec().app_name == "fleet-engine"
+
+
+@pytest.mark.parametrize("path", SERVE_CONFIGS, ids=lambda p: p.name)
+def test_serve_configs_validate_against_the_builder_args_model(path):
+    data = yaml.safe_load(path.read_text())
+    [app] = [a for a in data["applications"] if a["import_path"].startswith("fleet.")]
+    assert app["import_path"] == "fleet.serve_app:build_app"
+    config = load_fleet_config(str(path))
+    assert config == FleetConfig.model_validate(app["args"])
+    assert app["name"] == config.engine.app_name  # how agents find the engine
+
+
+def test_there_is_a_cpu_serve_config():
+    assert "cpu.yaml" in [p.name for p in SERVE_CONFIGS]
+    assert load_fleet_config(str(SERVE_CONFIGS[0].parent / "cpu.yaml")).engine.accelerator == "cpu"

@@ -1,0 +1,165 @@
+"""The deliberation's logic over in-process agents and the deterministic fake engine."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from fleet.config.engine import FakeEngineConfig
+from fleet.engine.fake import FakeEngine
+from fleet.errors import DeliberationFailedError
+from helpers import RUBRIC_TEXT, local_deliberation
+
+pytestmark = pytest.mark.unit
+
+
+def stage_counts(engine: FakeEngine) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for call in engine.calls:
+        counts[call.tags["stage"]] = counts.get(call.tags["stage"], 0) + 1
+    return counts
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 5])
+@pytest.mark.parametrize("rounds", [0, 1, 2])
+@pytest.mark.parametrize("topology", ["all_pairs", "ring"])
+async def test_exact_call_counts(n, rounds, topology):
+    d, engine = local_deliberation(n=n, rounds=rounds, topology=topology)
+    record = await d.run()
+    reviews_per_round = 0 if n < 2 else (n * (n - 1) if topology == "all_pairs" else n)
+    expected = {"generate": n, "critique": reviews_per_round * rounds, "revise": (n if n > 1 else 0) * rounds,
+                "judge": n}
+    assert stage_counts(engine) == {k: v for k, v in expected.items() if v}
+    assert len(record.critiques) == expected["critique"]
+    assert len(record.proposals) == n + expected["revise"]
+    assert record.tokens.calls == sum(expected.values()) == len(record.usage)
+    # every agent's rounds are honoured: one draft plus one revision per round
+    per_author = {a.agent_id: sorted(p.round for p in record.proposals if p.author_id == a.agent_id)
+                  for a in record.council.agents}
+    assert all(r == (list(range(rounds + 1)) if n > 1 else [0]) for r in per_author.values())
+
+
+async def test_ring_reviews_the_next_agent_and_authors_get_their_critiques():
+    d, engine = local_deliberation(n=4, rounds=1, topology="ring")
+    record = await d.run()
+    pairs = sorted((c.critic_id, c.author_id) for c in record.critiques)
+    assert pairs == [("agent-dev-001", "agent-dev-002"), ("agent-dev-002", "agent-dev-003"),
+                     ("agent-dev-003", "agent-dev-004"), ("agent-dev-004", "agent-dev-001")]
+    # the author, not the critic, revises: each revise prompt holds the critique written about it
+    for call in (c for c in engine.calls if c.tags["stage"] == "revise"):
+        author = call.tags["agent_id"]
+        critique = next(c for c in record.critiques if c.author_id == author)
+        assert critique.content in call.messages[-1].content
+
+
+async def test_rubric_text_not_keys_reaches_every_prompt():
+    d, engine = local_deliberation(n=3, rounds=1)
+    await d.run()
+    for call in engine.calls:
+        assert RUBRIC_TEXT in call.messages[-1].content, call.tags
+
+
+async def test_agents_differ_in_persona_seed_and_temperature():
+    d, engine = local_deliberation(n=3, rounds=0, judge=False)
+    await d.run()
+    gens = [c for c in engine.calls if c.tags["stage"] == "generate"]
+    assert len({c.seed for c in gens}) == 3
+    assert len({c.temperature for c in gens}) == 3
+    assert len({c.messages[0].content for c in gens}) == 3  # persona + lens differ per agent
+
+
+async def test_same_seeds_same_transcript():
+    a, _ = local_deliberation(n=3, rounds=1)
+    b, _ = local_deliberation(n=3, rounds=1)
+    ra, rb = await a.run(), await b.run()
+    assert [p.content for p in ra.proposals] == [p.content for p in rb.proposals]
+    assert [c.content for c in ra.critiques] == [c.content for c in rb.critiques]
+    assert ra.selection == rb.selection
+
+
+async def test_winner_is_best_ranked_among_top_k():
+    d, _ = local_deliberation(n=5, rounds=1)
+    record = await d.run()
+    assert [s.rank for s in record.scores] == [1, 2, 3, 4, 5]
+    totals = [s.total for s in record.scores]
+    assert totals == sorted(totals, reverse=True)
+    assert record.selection.candidates == [s.author_id for s in record.scores[:3]]
+    assert record.winner_id == record.scores[0].author_id
+
+
+async def test_failed_agent_is_recorded_not_replaced_and_quorum_continues():
+    engine = FakeEngine(FakeEngineConfig(fail_agents=["agent-dev-002"]))
+    d, _ = local_deliberation(n=3, rounds=1, engine=engine)
+    record = await d.run()
+    assert record.status == "degraded"
+    [failure] = record.failures
+    assert (failure.agent_id, failure.stage, failure.error_type) == ("agent-dev-002", "generate", "EngineError")
+    assert "injected failure" in failure.message
+    assert all(p.author_id != "agent-dev-002" for p in record.proposals)  # no fallback text
+    assert {s.author_id for s in record.scores} == {"agent-dev-001", "agent-dev-003"}
+    assert any("continuing with 2 live agents" in n for n in record.notes)
+
+
+async def test_quorum_lost_raises_with_partial_record():
+    engine = FakeEngine(FakeEngineConfig(fail_stages=["critique"]))
+    d, _ = local_deliberation(n=3, rounds=1, engine=engine)
+    with pytest.raises(DeliberationFailedError, match="quorum lost after critique round 1") as info:
+        await d.run()
+    record = info.value.record
+    assert record.status == "failed"
+    assert len(record.proposals) == 3  # the drafts produced before the failure are kept
+    assert {f.agent_id for f in record.failures} == {"agent-dev-001", "agent-dev-002", "agent-dev-003"}
+
+
+async def test_explicit_quorum_is_honoured():
+    engine = FakeEngine(FakeEngineConfig(fail_agents=["agent-dev-001"]))
+    d, _ = local_deliberation(n=3, rounds=0, engine=engine, quorum=3)
+    with pytest.raises(DeliberationFailedError, match="quorum is 3"):
+        await d.run()
+
+
+async def test_call_timeout_is_a_recorded_failure():
+    engine = FakeEngine(FakeEngineConfig(latency_s=0.5))
+    d, _ = local_deliberation(n=2, rounds=0, engine=engine, quorum=1,
+                              timeouts={"call_s": 0.05, "stage_s": 5, "deliberation_s": 10})
+    with pytest.raises(DeliberationFailedError) as info:
+        await d.run()
+    assert {f.error_type for f in info.value.record.failures} == {"EngineTimeoutError"}
+
+
+async def test_judge_failure_drops_judge_for_all_and_says_so():
+    engine = FakeEngine(FakeEngineConfig(fail_stages=["judge"]))
+    d, _ = local_deliberation(n=3, rounds=0, engine=engine)
+    record = await d.run()
+    assert all(s.judge is None for s in record.scores)
+    assert all(s.total == s.checks_score for s in record.scores)
+    assert [f.stage for f in record.failures] == ["judge"] * 3
+    assert any("judge failed" in n for n in record.notes)
+    assert record.status == "completed"  # the agents all delivered
+
+
+async def test_cancel_leaves_nothing_running():
+    engine = FakeEngine(FakeEngineConfig(latency_s=5))
+    d, _ = local_deliberation(n=3, rounds=1, engine=engine)
+    before = asyncio.all_tasks()
+    task = asyncio.create_task(d.run())
+    await asyncio.sleep(0.2)  # inside generate
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await asyncio.sleep(0)
+    leftover = [t for t in asyncio.all_tasks() - before if not t.done() and t is not asyncio.current_task()]
+    assert leftover == []
+    assert len(engine.calls) == 3 and not any(c.tags["stage"] == "critique" for c in engine.calls)
+
+
+async def test_record_timings_and_tokens_add_up():
+    d, _ = local_deliberation(n=3, rounds=2)
+    record = await d.run()
+    phases = [(t.phase, t.round) for t in record.timings]
+    assert phases == [("setup", 0), ("generate", 0), ("critique", 1), ("revise", 1), ("critique", 2),
+                      ("revise", 2), ("score", 0), ("select", 0)]
+    assert record.tokens.prompt_tokens == sum(u.prompt_tokens for u in record.usage) > 0
+    assert record.tokens.completion_tokens == sum(u.completion_tokens for u in record.usage) > 0
+    assert record.duration_ms > 0

@@ -1,0 +1,118 @@
+"""Real agent and coordinator actors on the shared Ray session, with a fixed-latency fake engine."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from fleet import (
+    DeliberationFailedError,
+    EngineSpec,
+    FakeEngineConfig,
+    Fleet,
+    FleetConfig,
+    InvalidRequestError,
+    NotFoundError,
+    Task,
+)
+
+pytestmark = [pytest.mark.ray, pytest.mark.timeout(300)]
+
+LATENCY_S = 0.5
+
+
+@pytest.fixture(scope="module")
+async def fleet(ray_session):
+    config = FleetConfig(
+        engine=EngineSpec(kind="inproc_fake", fake=FakeEngineConfig(latency_s=LATENCY_S, fail_agents=["agent-qa-002"])),
+        coordinator_name="fleet-tests-fake",
+    )
+    fleet = await Fleet.start(config)
+    yield fleet
+    await fleet.shutdown()
+
+
+def wall_s(record, phase, round_=0):
+    return next(t.wall_ms for t in record.timings if t.phase == phase and t.round == round_) / 1000
+
+
+async def test_each_stage_runs_its_calls_concurrently(fleet):
+    record = await fleet.deliberate("Add rate limiting to the login endpoint", role="DEV", num_agents=4, rounds=1)
+    assert record.status == "completed" and record.tokens.calls == 4 + 12 + 4 + 4
+    # One after another these stages would take 4 and 12 call latencies.
+    assert wall_s(record, "generate") < 2 * LATENCY_S
+    assert wall_s(record, "critique", 1) < 2 * LATENCY_S
+    assert wall_s(record, "revise", 1) < 2 * LATENCY_S
+
+
+async def test_deliberation_from_inside_a_running_event_loop_handler(fleet):
+    """Regression for the seed system's fatal bug: asyncio.run() inside a running loop (gRPC/NATS
+    handler). Here a FastAPI handler, called through its ASGI app, awaits a whole deliberation."""
+    app = FastAPI()
+
+    @app.post("/deliberate")
+    async def handler(body: dict):
+        record = await fleet.deliberate(body["task"], role="DEV", num_agents=2, rounds=1)
+        return {"winner": record.winner_id, "status": record.status}
+
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
+        response = await client.post("/deliberate", json={"task": "Add a health check endpoint"}, timeout=120)
+    assert response.status_code == 200
+    assert response.json()["winner"] in {"agent-dev-001", "agent-dev-002"}
+    assert asyncio.get_running_loop().is_running()
+
+
+async def test_three_deliberations_at_once_all_succeed(fleet):
+    task = Task(description="Add audit logging", story_id="story-42")
+    records = await asyncio.gather(*(fleet.deliberate(task, role=r, num_agents=3, rounds=1)
+                                     for r in ("DEV", "ARCHITECT", "DEVOPS")))
+    assert [r.status for r in records] == ["completed"] * 3
+    assert len({r.deliberation_id for r in records}) == 3
+
+
+async def test_failed_agent_error_type_survives_the_actor_boundary(fleet):
+    record = await fleet.deliberate("Test the login endpoint", role="QA", num_agents=3, rounds=1)
+    assert record.status == "degraded"
+    [failure] = record.failures
+    assert (failure.agent_id, failure.error_type) == ("agent-qa-002", "EngineError")
+    assert "agent-qa-002" not in {s.author_id for s in record.scores}
+
+
+async def test_quorum_loss_raises_the_typed_error_with_the_partial_record(fleet):
+    from fleet import DeliberationConfig
+
+    with pytest.raises(DeliberationFailedError) as info:
+        await fleet.deliberate("Test the login endpoint", role="QA", num_agents=2, config=DeliberationConfig(quorum=2))
+    assert info.value.record.proposals[0].author_id == "agent-qa-001"
+
+
+async def test_unknown_role_and_bad_input_are_typed_errors(fleet):
+    with pytest.raises(NotFoundError, match="SECURITY"):
+        await fleet.deliberate("x", role="SECURITY")
+    with pytest.raises(InvalidRequestError, match="rounds"):
+        await fleet.deliberate("x", rounds=-1)
+
+
+async def test_cancelling_the_caller_cancels_the_deliberation(fleet):
+    task = asyncio.create_task(fleet.deliberate("Add caching", role="DATA", num_agents=3, rounds=2))
+    await asyncio.sleep(LATENCY_S * 2)  # well inside the deliberation
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    for _ in range(50):
+        status = await fleet.status()
+        if status["in_flight"] == 0:
+            break
+        await asyncio.sleep(0.1)
+    assert status["in_flight"] == 0
+    assert status["per_role"]["DATA"] == {"cancelled": 1}
+
+
+async def test_coordinator_reports_where_its_agents_run(fleet):
+    await fleet.deliberate("x", role="DEV", num_agents=3, rounds=0)
+    nodes = await fleet.coordinator.agent_nodes.remote()
+    assert {"agent-dev-001", "agent-dev-002", "agent-dev-003"} <= set(nodes)
+    assert len(set(nodes.values())) == 1  # one node here; tests/test_placement.py covers several
