@@ -163,3 +163,18 @@ async def test_record_timings_and_tokens_add_up():
     assert record.tokens.prompt_tokens == sum(u.prompt_tokens for u in record.usage) > 0
     assert record.tokens.completion_tokens == sum(u.completion_tokens for u in record.usage) > 0
     assert record.duration_ms > 0
+
+
+async def test_a_call_cancelled_from_outside_cancels_the_deliberation_not_the_agent():
+    """ray.cancel is recursive: agent tasks can be cancelled before the coordinator task sees it.
+    That must read as a cancellation, never as failed agents and a lost quorum."""
+    class CancelledEngine(FakeEngine):
+        async def chat(self, request):
+            if request.tags.get("agent_id") == "agent-dev-002":
+                raise asyncio.CancelledError("cancelled by the caller's ray.cancel")
+            return await super().chat(request)
+
+    d, _ = local_deliberation(n=3, rounds=1, engine=CancelledEngine(FakeEngineConfig()))
+    with pytest.raises(asyncio.CancelledError):
+        await d.run()
+    assert d.record.failures == []

@@ -90,3 +90,29 @@ class _Rambler(EngineClient):
 async def test_judge_rejects_truncated_json_instead_of_guessing():
     with pytest.raises(EngineError, match="not valid JSON verdict"):
         await Judge(_Rambler(), "m").verdict(make_task(), "agent-dev-001", "text")
+
+
+async def test_scoring_many_code_proposals_at_once_is_safe():
+    """Regression: checks in parallel threads crashed ast.parse on CPython 3.11 (gh-106905)."""
+    import asyncio
+
+    from fleet.scoring.scorer import RubricScorer
+
+    code = "```python\n" + "\n".join(f"def f{i}(x):\n    return [y for y in range(x) if y % {i + 1}]" for i in range(300)) + "\n```"
+    proposals = {f"agent-dev-{i:03d}": code for i in range(8)}
+    outcomes = await asyncio.gather(*(RubricScorer().score(make_task(), "DEV", proposals, 30) for _ in range(4)))
+    for outcome in outcomes:
+        assert all(next(c for c in s.checks if c.name == "python_parses").passed for s in outcome.scored)
+
+
+def test_judge_weight_sets_the_judges_share():
+    from fleet.record import JudgeVerdict
+    from fleet.messages import CallUsage
+    from fleet.scoring.ranking import total_score
+
+    usage = CallUsage(agent_id="judge", stage="judge", round=0, prompt_tokens=1, completion_tokens=1,
+                      latency_ms=1, finish_reason="stop")
+    checks, verdict = [Check(name="x", passed=True, score=1.0)], JudgeVerdict(score=1, reason="r", usage=usage)
+    assert total_score(checks, verdict, 0.0) == (1.0, 1.0)
+    assert total_score(checks, verdict, 1.0) == (1.0, 0.0)
+    assert total_score(checks, verdict, 0.3) == (1.0, pytest.approx(0.7))

@@ -75,9 +75,11 @@ class Deliberation:
         tasks = {key: asyncio.create_task(asyncio.wait_for(fn(), self.cfg.timeouts.call_s))
                  for key, (_, fn) in calls.items()}
         start = time.perf_counter()
+        timed_out: set[asyncio.Task] = set()
         try:
             if tasks:
                 _, pending = await asyncio.wait(tasks.values(), timeout=self.cfg.timeouts.stage_s)
+                timed_out = set(pending)
                 for t in pending:
                     t.cancel()
                 await asyncio.gather(*pending, return_exceptions=True)
@@ -89,11 +91,13 @@ class Deliberation:
         finally:
             self.record.timings.append(
                 PhaseTiming(phase=stage, round=round_, wall_ms=(time.perf_counter() - start) * 1000))  # type: ignore[arg-type]
+        if any(t.cancelled() and t not in timed_out for t in tasks.values()):
+            raise asyncio.CancelledError(f"{stage} calls were cancelled from outside")
         replies: dict[Hashable, Any] = {}
         for key, task in tasks.items():
             agent_id = calls[key][0]
-            if task.cancelled():
-                err: BaseException = EngineTimeoutError(f"stage {stage} ran past {self.cfg.timeouts.stage_s}s")
+            if task in timed_out:
+                err: BaseException | None = EngineTimeoutError(f"stage {stage} ran past {self.cfg.timeouts.stage_s}s")
             else:
                 err = task.exception()
             if err is None:

@@ -49,5 +49,9 @@ class ActorPool(AgentPool):
         except RayTaskError as e:
             cause = e.cause if isinstance(e.cause, BaseException) else e
             raise AgentCallError(f"{agent_id}.{method}: {cause}", type(cause).__name__) from e
-        except (RayActorError, TaskCancelledError) as e:
+        except TaskCancelledError as e:
+            # Only a cancel from above does this (ray.cancel is recursive): the deliberation is being
+            # cancelled, which is not a failure of this agent.
+            raise asyncio.CancelledError(f"{agent_id}.{method} cancelled") from e
+        except RayActorError as e:
             raise AgentCallError(f"{agent_id}.{method}: agent actor unavailable: {e}", type(e).__name__) from e

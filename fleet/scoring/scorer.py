@@ -44,8 +44,10 @@ class RubricScorer(Scorer):
 
     async def score(self, task: Task, role: str, proposals: dict[str, str], call_timeout_s: float) -> ScoringOutcome:
         authors = list(proposals)
-        # Checks may grow into real work (parsing, sandboxes): keep them off the event loop.
-        checks = await asyncio.gather(*(asyncio.to_thread(run_checks, role, proposals[a], self.checks) for a in authors))
+        # Checks may grow into real work (parsing, sandboxes): keep them off the event loop, in ONE
+        # thread: CPython 3.11's ast.parse is not thread-safe ("AST constructor recursion depth
+        # mismatch" when two threads parse at once, gh-106905).
+        checks = await asyncio.to_thread(lambda: [run_checks(role, proposals[a], self.checks) for a in authors])
         outcome = ScoringOutcome(scored=[ScoredProposal(author_id=a, checks=c) for a, c in zip(authors, checks)])
         if self.judge is None:
             outcome.notes.append("judge disabled: totals are the checks' mean")
