@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 
 from pydantic import Field
 
@@ -18,6 +19,11 @@ from fleet.config.task import Task
 from fleet.record import AgentFailure, Check, JudgeVerdict
 from fleet.scoring.checks import DEFAULT_CHECKS, CheckFn, run_checks
 from fleet.scoring.judge import JUDGE_ID, Judge
+
+
+# One thread for every check in the process, across concurrent deliberations: CPython 3.11's
+# ast.parse is not thread-safe ("AST constructor recursion depth mismatch", gh-106905).
+_CHECKS_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fleet-checks")
 
 
 class ScoredProposal(StrictModel):
@@ -44,10 +50,9 @@ class RubricScorer(Scorer):
 
     async def score(self, task: Task, role: str, proposals: dict[str, str], call_timeout_s: float) -> ScoringOutcome:
         authors = list(proposals)
-        # Checks may grow into real work (parsing, sandboxes): keep them off the event loop, in ONE
-        # thread: CPython 3.11's ast.parse is not thread-safe ("AST constructor recursion depth
-        # mismatch" when two threads parse at once, gh-106905).
-        checks = await asyncio.to_thread(lambda: [run_checks(role, proposals[a], self.checks) for a in authors])
+        # Checks may grow into real work (parsing, sandboxes): keep them off the event loop.
+        checks = await asyncio.get_running_loop().run_in_executor(
+            _CHECKS_THREAD, lambda: [run_checks(role, proposals[a], self.checks) for a in authors])
         outcome = ScoringOutcome(scored=[ScoredProposal(author_id=a, checks=c) for a, c in zip(authors, checks)])
         if self.judge is None:
             outcome.notes.append("judge disabled: totals are the checks' mean")
