@@ -91,7 +91,7 @@ class TokenTotals(StrictModel):
 
 class DeliberationRecord(StrictModel):
     deliberation_id: str
-    status: Literal["completed", "degraded", "failed"] = Field(
+    status: Literal["completed", "degraded", "failed", "cancelled"] = Field(
         description="degraded: finished with a quorum after some agents failed"
     )
     task: Task
@@ -125,3 +125,40 @@ class DeliberationRecord(StrictModel):
 
     def failed_agents(self) -> set[str]:
         return {f.agent_id for f in self.failures}
+
+
+Lifecycle = Literal["queued", "running", "done", "failed", "cancelled"]
+
+
+class StatusChange(StrictModel):
+    status: Lifecycle
+    error: str | None = None
+
+
+EventType = Literal["status", "proposal", "critique", "revision", "failure", "score", "winner"]
+
+
+class DeliberationEvent(StrictModel):
+    """One thing that happened in a deliberation, in order (`seq` from 1), as SSE streams it."""
+
+    seq: int = Field(ge=1)
+    deliberation_id: str
+    type: EventType
+    at: datetime
+    data: StatusChange | Proposal | Critique | AgentFailure | ScoreCard | Selection
+
+
+class DeliberationState(StrictModel):
+    """A deliberation as the API reports it: lifecycle status, and the record once there is one
+    (partial when it failed or was cancelled)."""
+
+    deliberation_id: str
+    role: str
+    task_id: str
+    story_id: str | None = None
+    status: Lifecycle
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    error: str | None = None
+    record: DeliberationRecord | None = None

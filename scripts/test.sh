@@ -4,4 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+.venv/bin/ruff check fleet tests examples bench
 exec .venv/bin/python -m pytest "$@"

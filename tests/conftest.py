@@ -60,7 +60,7 @@ def ray_session():
 @pytest.fixture(scope="session")
 async def real_fleet(ray_session):
     """The embedded CPU engine (SmolLM2 on vLLM's CPU build) behind one coordinator, started once."""
-    from fleet import FleetConfig, Fleet
+    from fleet import Fleet, FleetConfig
 
     config = FleetConfig.model_validate({
         "engine": {"kind": "vllm", "kv_cache_gib": 1},

@@ -20,7 +20,8 @@ BANNED = {"asyncio.run", "ray.get", "ray.wait", "time.sleep"}
 def banned_calls(path: Path) -> list[tuple[str, int]]:
     found = []
     for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and isinstance(node.func.value, ast.Name):
+        func = getattr(node, "func", None)
+        if isinstance(node, ast.Call) and isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name):
             name = f"{node.func.value.id}.{node.func.attr}"
             if name in BANNED and (path.name, name) not in ALLOWED:
                 found.append((name, node.lineno))

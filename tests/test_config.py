@@ -71,8 +71,8 @@ def test_num_agents_is_honoured_by_resizing_the_registered_council():
 
 def test_default_councils_match_the_seed_system():
     coordinator = Coordinator(FleetConfig(engine=EngineSpec(kind="inproc_fake")))
-    assert sorted(coordinator.councils) == ["ARCHITECT", "DATA", "DEV", "DEVOPS", "QA"]
-    assert [a.agent_id for a in coordinator.councils["DEV"].agents] == [
+    assert sorted(coordinator.councils.councils) == ["ARCHITECT", "DATA", "DEV", "DEVOPS", "QA"]
+    assert [a.agent_id for a in coordinator.councils.get("dev").agents] == [
         "agent-dev-001", "agent-dev-002", "agent-dev-003"]
 
 

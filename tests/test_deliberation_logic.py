@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from helpers import RUBRIC_TEXT, local_deliberation
 
 from fleet.config.engine import FakeEngineConfig
 from fleet.engine.fake import FakeEngine
 from fleet.errors import DeliberationFailedError
-from helpers import RUBRIC_TEXT, local_deliberation
 
 pytestmark = pytest.mark.unit
 

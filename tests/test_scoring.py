@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from helpers import make_task
 
 from fleet.config.engine import FakeEngineConfig
 from fleet.engine.fake import FakeEngine
@@ -12,7 +13,6 @@ from fleet.record import Check
 from fleet.scoring.checks import coverage_check, python_check, role_content_check, run_checks
 from fleet.scoring.judge import Judge
 from fleet.scoring.ranking import rank, select_top_k
-from helpers import make_task
 
 pytestmark = pytest.mark.unit
 
@@ -115,8 +115,8 @@ async def test_checks_of_concurrent_scorers_share_one_thread():
 
 
 def test_judge_weight_sets_the_judges_share():
-    from fleet.record import JudgeVerdict
     from fleet.messages import CallUsage
+    from fleet.record import JudgeVerdict
     from fleet.scoring.ranking import total_score
 
     usage = CallUsage(agent_id="judge", stage="judge", round=0, prompt_tokens=1, completion_tokens=1,

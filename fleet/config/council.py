@@ -95,3 +95,27 @@ class CouncilSpec(StrictModel):
             for i in range(num_agents)
         ]
         return cls(role=role_name, agents=agents)
+
+
+class NewAgent(StrictModel):
+    """An agent to register into an existing council; unset fields take the council's defaults."""
+
+    agent_id: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")
+    persona: str | None = Field(default=None, min_length=1, max_length=4000)
+    lens: str | None = Field(default=None, max_length=1000)
+    sampling: Sampling | None = None
+    model: str | None = None
+
+
+class NewCouncil(StrictModel):
+    """A council to create: the standard agents for `role`, or explicit `agents`."""
+
+    role: RoleName
+    num_agents: int = Field(default=3, ge=1, le=MAX_AGENTS)
+    persona: str | None = Field(default=None, min_length=1, max_length=4000, description="needed for a custom role")
+    agents: list[AgentSpec] | None = Field(default=None, description="explicit agents instead of num_agents")
+
+    def build(self, max_tokens: int = 256) -> CouncilSpec:
+        if self.agents is not None:
+            return CouncilSpec(role=self.role, agents=self.agents)
+        return CouncilSpec.default(self.role, self.num_agents, persona=self.persona, max_tokens=max_tokens)

@@ -41,6 +41,14 @@ class DeliberationConfig(StrictModel):
     timeouts: Timeouts = Field(default_factory=Timeouts)
 
 
+class SamplingOverride(StrictModel):
+    """Per-request sampling for every agent of the council; None keeps each agent's own value."""
+
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
+    top_p: float | None = Field(default=None, gt=0.0, le=1.0)
+    max_tokens: int | None = Field(default=None, ge=1, le=8192)
+
+
 class DeliberationRequest(StrictModel):
     """One deliberation as a caller asks for it, validated at the edge.
 
@@ -53,6 +61,7 @@ class DeliberationRequest(StrictModel):
     num_agents: int | None = Field(default=None, ge=1, le=MAX_AGENTS, description="None: the council's size")
     persona: str | None = Field(default=None, max_length=4000, description="persona for a custom role")
     council: CouncilSpec | None = Field(default=None, description="explicit agents (overrides num_agents)")
+    sampling: SamplingOverride | None = Field(default=None, description="sampling for every agent")
     config: DeliberationConfig = Field(default_factory=DeliberationConfig)
 
     @model_validator(mode="after")

@@ -14,6 +14,7 @@ from pydantic import Field, model_validator
 
 from fleet.config._base import StrictModel
 
+
 class FakeEngineConfig(StrictModel):
     latency_s: float = Field(default=0.0, ge=0.0, description="sleep per call (concurrency tests)")
     fail_agents: list[str] = Field(default_factory=list, description="calls tagged with these agents fail")

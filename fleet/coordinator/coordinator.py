@@ -1,9 +1,10 @@
-"""The coordinator: a Ray actor that owns the councils, their agent actors, and runs deliberations.
+"""The coordinator: a Ray actor that owns the councils, their agent actors, and every deliberation.
 
-Every way into fleet (driver script, CLI, job, HTTP) ends in `Coordinator.deliberate`. It resolves
-the council, makes sure one `AgentActor` per agent exists (placed beside an engine replica through
-the engine's placement resource), and drives a `Deliberation` over those actors. It keeps counts
-for `status()`. What it leaves out: persistence (councils and counts live in this actor's memory).
+Every way into fleet (driver script, CLI, `ray job submit`, HTTP) ends here. `submit` resolves the
+council (unknown role: `NotFoundError` at once), makes sure one `AgentActor` per agent exists (placed
+beside an engine replica through the engine's placement resource), and runs a `Deliberation` over
+those actors in a background task, at most `max_concurrent` at a time (the rest are queued). State
+and events are kept for `get`, `list` and the event stream. What it leaves out: persistence.
 """
 
 from __future__ import annotations
@@ -15,15 +16,17 @@ from typing import Any
 import ray
 
 from fleet.agents.agent import AgentActor
-from fleet.config.council import AgentSpec, CouncilSpec
+from fleet.config.council import AgentSpec, CouncilSpec, NewAgent
 from fleet.config.deliberation import DeliberationRequest
 from fleet.config.fleet import FleetConfig
-from fleet.config.roles import is_builtin
+from fleet.config.plan import PlanApproved, PlanDispatch, RoleDispatch
+from fleet.coordinator.councils import CouncilRegistry
 from fleet.coordinator.deliberation import Deliberation, new_deliberation_id
 from fleet.coordinator.pool import ActorPool
+from fleet.coordinator.tracking import Tracked
 from fleet.engine.serve_llm import engine_client
-from fleet.errors import ConflictError, DeliberationFailedError, NotFoundError
-from fleet.record import DeliberationRecord
+from fleet.errors import ConflictError, DeliberationFailedError, FleetError, NotFoundError
+from fleet.record import DeliberationEvent, DeliberationRecord, DeliberationState, Lifecycle
 from fleet.scoring.judge import Judge
 from fleet.scoring.scorer import RubricScorer
 
@@ -32,10 +35,12 @@ class Coordinator:
     def __init__(self, config: FleetConfig) -> None:
         self.config = config
         self.engine = engine_client(config.engine)  # the judge's engine
-        self.councils: dict[str, CouncilSpec] = {c.role: c for c in config.startup_councils()}
+        self.councils = CouncilRegistry(config.startup_councils(), config.council_size, config.max_tokens)
         self.actors: dict[str, tuple[AgentSpec, Any]] = {}  # agent_id -> (spec, actor handle)
-        self.running: dict[str, asyncio.Task] = {}  # deliberation_id -> task
-        self.counts: Counter[tuple[str, str]] = Counter()  # (role, status) -> deliberations
+        self.tracked: dict[str, Tracked] = {}  # deliberation_id -> state, in submission order
+        self.plans: dict[str, PlanDispatch] = {}  # event_id -> the first answer (idempotency)
+        self.counts: Counter[tuple[str, str]] = Counter()  # (role, record or lifecycle status) -> n
+        self._slots = asyncio.Semaphore(config.max_concurrent)
 
     async def ready(self) -> bool:
         await self.engine.warm_up()  # the judge's connection
@@ -47,46 +52,26 @@ class Coordinator:
     # -- councils ------------------------------------------------------------------------------
 
     async def list_councils(self) -> list[CouncilSpec]:
-        return list(self.councils.values())
+        return list(self.councils.councils.values())
 
     async def get_council(self, role: str) -> CouncilSpec:
-        role = role.strip().upper()
-        if role not in self.councils:
-            raise NotFoundError(f"no council for role {role!r}; councils: {sorted(self.councils)}")
-        return self.councils[role]
+        return self.councils.get(role)
 
     async def create_council(self, spec: CouncilSpec) -> CouncilSpec:
-        if spec.role in self.councils:
-            raise ConflictError(f"a council for role {spec.role!r} exists already")
-        self.councils[spec.role] = spec
-        return spec
+        return self.councils.create(spec)
 
     async def delete_council(self, role: str) -> None:
-        council = await self.get_council(role)
-        del self.councils[council.role]
-        for a in council.agents:
+        for a in self.councils.delete(role).agents:
             self._drop_actor(a.agent_id)
 
-    def resolve_council(self, req: DeliberationRequest) -> CouncilSpec:
-        """The council a request runs with: explicit, registered (resized to num_agents), or default."""
-        if req.council is not None:
-            return req.council
-        registered = self.councils.get(req.role)
-        if registered is None and not (is_builtin(req.role) or req.persona):
-            raise NotFoundError(
-                f"no council for role {req.role!r} and no persona to build one; "
-                f"known roles: {sorted(self.councils)}"
-            )
-        n = req.num_agents or (len(registered.agents) if registered else self.config.council_size)
-        persona = req.persona or (registered.agents[0].persona if registered else None)
-        default = CouncilSpec.default(req.role, n, persona=persona, max_tokens=self.config.max_tokens)
-        if registered is None:
-            return default
-        # Keep the registered agents (custom personas included); extend with defaults when asked for more.
-        kept = registered.agents[:n]
-        taken = {a.agent_id for a in kept}
-        extra = [a for a in default.agents if a.agent_id not in taken][: n - len(kept)]
-        return CouncilSpec(role=req.role, agents=kept + extra)
+    async def add_agent(self, role: str, new: NewAgent) -> AgentSpec:
+        return self.councils.add_agent(role, new)
+
+    async def remove_agent(self, role: str, agent_id: str) -> None:
+        self._drop_actor(self.councils.remove_agent(role, agent_id).agent_id)
+
+    def resolve_council(self, request: DeliberationRequest) -> CouncilSpec:
+        return self.councils.resolve(request)
 
     # -- agents --------------------------------------------------------------------------------
 
@@ -113,48 +98,134 @@ class Coordinator:
         ids = list(self.actors)
         nodes = await asyncio.wait_for(asyncio.gather(*(self.actors[a][1].ready.remote() for a in ids)),
                                        self.config.deliberation.timeouts.call_s)
-        return dict(zip(ids, nodes))
+        return dict(zip(ids, nodes, strict=True))
 
     # -- deliberations -------------------------------------------------------------------------
 
-    async def deliberate(self, request: DeliberationRequest, deliberation_id: str | None = None) -> DeliberationRecord:
-        """Run one deliberation to its end. Raises `DeliberationFailedError` (with the partial record)
-        when the quorum is lost, `NotFoundError` for an unknown role."""
-        council = self.resolve_council(request)
-        pool = ActorPool({a.agent_id: self._actor(a) for a in council.agents})
-        judge = (Judge(self.engine, self.config.engine.model_id, request.config.judge_max_tokens)
-                 if request.config.judge else None)
-        run = Deliberation(request, council, pool, RubricScorer(judge), deliberation_id or new_deliberation_id())
-        did = run.record.deliberation_id
-        self.running[did] = asyncio.current_task()  # type: ignore[assignment]
-        try:
-            record = await run.run()
-        except DeliberationFailedError:
-            self.counts[(council.role, "failed")] += 1
-            raise
-        except asyncio.CancelledError:
-            self.counts[(council.role, "cancelled")] += 1
-            raise
-        finally:
-            self.running.pop(did, None)
-        self.counts[(council.role, record.status)] += 1
-        return record
+    async def submit(self, request: DeliberationRequest, deliberation_id: str | None = None) -> DeliberationState:
+        """Start a deliberation in the background; returns its (queued) state at once."""
+        council = self.councils.resolve(request)
+        did = deliberation_id or new_deliberation_id()
+        if did in self.tracked:
+            raise ConflictError(f"deliberation {did!r} exists already")
+        tracked = Tracked(did, request, council.role)
+        self.tracked[did] = tracked
+        self._evict()
+        tracked.task = asyncio.get_running_loop().create_task(self._run(tracked, council))
+        return tracked.state
 
-    async def cancel(self, deliberation_id: str) -> bool:
-        task = self.running.get(deliberation_id)
-        if task is None:
-            return False
-        task.cancel()
-        return True
+    async def _run(self, tracked: Tracked, council: CouncilSpec) -> None:
+        request, did = tracked.request, tracked.state.deliberation_id
+        try:
+            async with self._slots:
+                tracked.set_status("running")
+                pool = ActorPool({a.agent_id: self._actor(a) for a in council.agents})
+                judge = (Judge(self.engine, self.config.engine.model_id, request.config.judge_max_tokens)
+                         if request.config.judge else None)
+                run = Deliberation(request, council, pool, RubricScorer(judge), did, on_event=tracked.emit)
+                try:
+                    record = await run.run()
+                except asyncio.CancelledError:
+                    self._finish(tracked, "cancelled", run.record, "cancelled")
+                    raise
+        except asyncio.CancelledError:
+            if not tracked.finished:  # cancelled while still queued
+                self._finish(tracked, "cancelled", None, "cancelled")
+            return
+        except DeliberationFailedError as e:
+            self._finish(tracked, "failed", e.record, str(e))
+            return
+        except Exception as e:  # a bug, not an agent failure: surfaced in the state, never swallowed
+            self._finish(tracked, "failed", None, f"{type(e).__name__}: {e}")
+            return
+        self._finish(tracked, "done", record, None)
+
+    def _finish(self, tracked: Tracked, status: Lifecycle, record: DeliberationRecord | None,
+                error: str | None) -> None:
+        tracked.set_status(status, record, error)
+        self.counts[(tracked.state.role, record.status if record and status == "done" else status)] += 1
+
+    def _evict(self) -> None:
+        finished = [d for d, t in self.tracked.items() if t.finished]
+        for did in finished[: max(0, len(self.tracked) - self.config.max_tracked)]:
+            del self.tracked[did]
+
+    def _get(self, deliberation_id: str) -> Tracked:
+        tracked = self.tracked.get(deliberation_id)
+        if tracked is None:
+            raise NotFoundError(f"no deliberation {deliberation_id!r}")
+        return tracked
+
+    async def deliberate(self, request: DeliberationRequest, deliberation_id: str | None = None) -> DeliberationRecord:
+        """Submit and wait: the record, or `DeliberationFailedError` (with the partial record)."""
+        state = await self.submit(request, deliberation_id)
+        tracked = self._get(state.deliberation_id)
+        try:
+            await asyncio.shield(tracked.task)
+        except asyncio.CancelledError:
+            tracked.task.cancel()  # our caller went away: so does the deliberation
+            raise
+        state = tracked.state
+        if state.status == "done":
+            return state.record
+        if state.status == "cancelled":
+            raise asyncio.CancelledError(f"deliberation {state.deliberation_id} was cancelled")
+        raise DeliberationFailedError(state.error or "failed", state.record)
+
+    async def get_deliberation(self, deliberation_id: str) -> DeliberationState:
+        return self._get(deliberation_id).state
+
+    async def list_deliberations(self, role: str | None = None, status: Lifecycle | None = None, offset: int = 0,
+                   limit: int = 50) -> tuple[list[DeliberationState], int]:
+        """Newest first, filtered; returns (page, total matching)."""
+        states = [t.state for t in reversed(self.tracked.values())
+                  if (role is None or t.state.role == role.upper()) and (status is None or t.state.status == status)]
+        return states[offset: offset + limit], len(states)
+
+    async def events(self, deliberation_id: str, after: int = 0,
+                     wait_s: float = 15.0) -> tuple[list[DeliberationEvent], bool]:
+        """Events with seq > after (long-polls up to wait_s); (events, finished)."""
+        return await self._get(deliberation_id).wait_events(after, wait_s)
+
+    async def cancel(self, deliberation_id: str) -> DeliberationState:
+        tracked = self._get(deliberation_id)
+        if tracked.finished:
+            raise ConflictError(f"deliberation {deliberation_id!r} already ended: {tracked.state.status}")
+        tracked.task.cancel()
+        try:
+            await asyncio.wait_for(asyncio.shield(tracked.task), self.config.deliberation.timeouts.call_s)
+        except (asyncio.CancelledError, TimeoutError):
+            pass
+        return tracked.state
+
+    async def plan_approved(self, event: PlanApproved) -> PlanDispatch:
+        """One deliberation per role, started together; the same event_id again starts nothing."""
+        if event.event_id in self.plans:
+            return self.plans[event.event_id]
+        task = event.task.model_copy(update={"story_id": event.story_id})
+        results = []
+        for role in event.roles:
+            request = DeliberationRequest(task=task, role=role, config=event.config or self.config.deliberation)
+            try:
+                state = await self.submit(request)
+                results.append(RoleDispatch(role=role, deliberation_id=state.deliberation_id))
+            except FleetError as e:  # e.g. a role without a council: reported, the others go on
+                results.append(RoleDispatch(role=role, error_type=type(e).__name__, error=str(e)))
+        started = sum(r.deliberation_id is not None for r in results)
+        answer = PlanDispatch(event_id=event.event_id, plan_id=event.plan_id, story_id=event.story_id,
+                              total=len(results), started=started, failed=len(results) - started, results=results)
+        self.plans[event.event_id] = answer
+        return answer
 
     async def status(self) -> dict[str, Any]:
         per_role: dict[str, dict[str, int]] = {}
         for (role, status), n in self.counts.items():
             per_role.setdefault(role, {})[status] = n
         return {
-            "councils": {r: [a.agent_id for a in c.agents] for r, c in self.councils.items()},
-            "in_flight": len(self.running),
-            "total": sum(self.counts.values()),
+            "councils": {r: [a.agent_id for a in c.agents] for r, c in self.councils.councils.items()},
+            "in_flight": sum(not t.finished for t in self.tracked.values()),
+            "total": len(self.tracked),
+            "finished": sum(self.counts.values()),
             "per_role": per_role,
             "engine": {"kind": self.config.engine.kind, "model": self.config.engine.model_id},
         }

@@ -24,8 +24,23 @@ from fleet.config.deliberation import DeliberationRequest
 from fleet.coordinator.pool import AgentPool
 from fleet.coordinator.topology import review_pairs
 from fleet.errors import AgentCallError, DeliberationFailedError, EngineTimeoutError
-from fleet.messages import AgentReply, CritiqueRequest, GenerateRequest, ReceivedCritique, ReviseRequest, Stage
-from fleet.record import AgentFailure, Critique, DeliberationRecord, PhaseTiming, Proposal, TokenTotals
+from fleet.messages import (
+    AgentReply,
+    CritiqueRequest,
+    GenerateRequest,
+    ReceivedCritique,
+    ReviseRequest,
+    Stage,
+)
+from fleet.record import (
+    AgentFailure,
+    Critique,
+    DeliberationRecord,
+    EventType,
+    PhaseTiming,
+    Proposal,
+    TokenTotals,
+)
 from fleet.scoring.ranking import rank, select_top_k
 from fleet.scoring.scorer import Scorer
 
@@ -46,8 +61,12 @@ class Deliberation:
         pool: AgentPool,
         scorer: Scorer,
         deliberation_id: str | None = None,
+        on_event: Callable[[EventType, Any], None] | None = None,
     ) -> None:
+        """on_event(type, payload) is called synchronously for every proposal, critique, revision,
+        failure, score card and the winner, in order (the coordinator turns them into SSE events)."""
         self.request, self.council, self.pool, self.scorer = request, council, pool, scorer
+        self._on_event = on_event
         self.cfg = request.config
         n = len(council.agents)
         self.quorum = self.cfg.quorum or n // 2 + 1
@@ -64,6 +83,14 @@ class Deliberation:
         )
         self.live: list[str] = [a.agent_id for a in council.agents]
         self._noted_failures = 0
+
+    def _emit(self, kind: EventType, payload: Any) -> None:
+        if self._on_event is not None:
+            self._on_event(kind, payload)
+
+    def _add_proposal(self, proposal: Proposal) -> None:
+        self.record.proposals.append(proposal)
+        self._emit("proposal" if proposal.round == 0 else "revision", proposal)
 
     # -- stage machinery -------------------------------------------------------------------------
 
@@ -111,8 +138,10 @@ class Deliberation:
         return replies
 
     def _fail(self, agent_id: str, stage: Stage, round_: int, err: BaseException) -> None:
-        self.record.failures.append(AgentFailure(agent_id=agent_id, stage=stage, round=round_,
-                                                 error_type=_error_type(err), message=str(err)[:2000]))
+        failure = AgentFailure(agent_id=agent_id, stage=stage, round=round_, error_type=_error_type(err),
+                               message=str(err)[:2000])
+        self.record.failures.append(failure)
+        self._emit("failure", failure)
         if agent_id in self.live:
             self.live.remove(agent_id)
 
@@ -144,6 +173,9 @@ class Deliberation:
     async def run(self) -> DeliberationRecord:
         try:
             return await asyncio.wait_for(self._run(), self.cfg.timeouts.deliberation_s)
+        except asyncio.CancelledError:
+            self._finish(status="cancelled", error="cancelled")  # the partial record says so
+            raise
         except TimeoutError as e:
             msg = f"deliberation ran past {self.cfg.timeouts.deliberation_s}s"
             self._finish(status="failed", error=msg)
@@ -159,8 +191,7 @@ class Deliberation:
             a: (a, lambda a=a: self.pool.call(a, "generate", gen)) for a in self.live})
         current: dict[str, str] = {}
         for a, reply in replies.items():
-            self.record.proposals.append(Proposal(author_id=a, role=role, round=0, content=reply.content,
-                                                  usage=reply.usage))
+            self._add_proposal(Proposal(author_id=a, role=role, round=0, content=reply.content, usage=reply.usage))
             current[a] = reply.content
         self._check_quorum("generate")
 
@@ -188,8 +219,9 @@ class Deliberation:
         replies = await self._fan_out("critique", r, calls)
         received: dict[str, list[ReceivedCritique]] = {a: [] for a in self.live}
         for (critic, author), reply in replies.items():
-            self.record.critiques.append(Critique(critic_id=critic, author_id=author, round=r,
-                                                  content=reply.content, usage=reply.usage))
+            critique = Critique(critic_id=critic, author_id=author, round=r, content=reply.content, usage=reply.usage)
+            self.record.critiques.append(critique)
+            self._emit("critique", critique)
             if author in received:
                 received[author].append(ReceivedCritique(critic_id=critic, content=reply.content))
         self._check_quorum(f"critique round {r}")
@@ -204,21 +236,25 @@ class Deliberation:
                 revise_calls[a] = (a, lambda a=a, q=req: self.pool.call(a, "revise", q))
         replies = await self._fan_out("revise", r, revise_calls)
         for a, reply in replies.items():
-            self.record.proposals.append(Proposal(author_id=a, role=role, round=r, content=reply.content,
-                                                  usage=reply.usage))
+            self._add_proposal(Proposal(author_id=a, role=role, round=r, content=reply.content, usage=reply.usage))
             current[a] = reply.content
         self._check_quorum(f"revise round {r}")
 
     async def _score_and_select(self, finals: dict[str, str]) -> None:
         start = time.perf_counter()
         outcome = await self.scorer.score(self.request.task, self.council.role, finals, self.cfg.timeouts.call_s)
-        self.record.failures += outcome.failures
+        for failure in outcome.failures:
+            self.record.failures.append(failure)
+            self._emit("failure", failure)
         self.record.notes += outcome.notes
         self.record.usage += [s.judge.usage for s in outcome.scored if s.judge]
         self.record.scores = rank({s.author_id: (s.checks, s.judge) for s in outcome.scored}, self.cfg.judge_weight)
         self.record.timings.append(PhaseTiming(phase="score", round=0, wall_ms=(time.perf_counter() - start) * 1000))
         start = time.perf_counter()
+        for card in self.record.scores:
+            self._emit("score", card)
         self.record.selection = select_top_k(self.record.scores, self.request.task.k)
+        self._emit("winner", self.record.selection)
         self.record.timings.append(PhaseTiming(phase="select", round=0, wall_ms=(time.perf_counter() - start) * 1000))
         self._check_quorum("select")
 

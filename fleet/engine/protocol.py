@@ -56,5 +56,5 @@ class EngineClient(abc.ABC):
     async def chat(self, request: ChatRequest) -> ChatResult:
         """One chat completion; raises `fleet.errors.EngineError` on failure."""
 
-    async def warm_up(self) -> None:
+    async def warm_up(self) -> None:  # noqa: B027 (optional hook: most engines have nothing to warm)
         """Resolve connections and imports now, so the first real call measures only the engine."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fleet.record import Check, JudgeVerdict, ScoreCard, Selection
 
+
 def total_score(checks: list[Check], judge: JudgeVerdict | None, judge_weight: float = 0.3) -> tuple[float, float]:
     """(checks_score, total). The judge's 1-10 maps to 0-1 and weighs `judge_weight`.
 

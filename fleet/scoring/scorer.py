@@ -20,7 +20,6 @@ from fleet.record import AgentFailure, Check, JudgeVerdict
 from fleet.scoring.checks import DEFAULT_CHECKS, CheckFn, run_checks
 from fleet.scoring.judge import JUDGE_ID, Judge
 
-
 # One thread for every check in the process, across concurrent deliberations: CPython 3.11's
 # ast.parse is not thread-safe ("AST constructor recursion depth mismatch", gh-106905).
 _CHECKS_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fleet-checks")
@@ -53,7 +52,8 @@ class RubricScorer(Scorer):
         # Checks may grow into real work (parsing, sandboxes): keep them off the event loop.
         checks = await asyncio.get_running_loop().run_in_executor(
             _CHECKS_THREAD, lambda: [run_checks(role, proposals[a], self.checks) for a in authors])
-        outcome = ScoringOutcome(scored=[ScoredProposal(author_id=a, checks=c) for a, c in zip(authors, checks)])
+        outcome = ScoringOutcome(
+            scored=[ScoredProposal(author_id=a, checks=c) for a, c in zip(authors, checks, strict=True)])
         if self.judge is None:
             outcome.notes.append("judge disabled: totals are the checks' mean")
             return outcome
@@ -61,7 +61,7 @@ class RubricScorer(Scorer):
             *(asyncio.wait_for(self.judge.verdict(task, a, proposals[a]), call_timeout_s) for a in authors),
             return_exceptions=True,
         )
-        for author, v in zip(authors, verdicts):
+        for author, v in zip(authors, verdicts, strict=True):
             if isinstance(v, BaseException):
                 if isinstance(v, asyncio.CancelledError):
                     raise v
@@ -70,6 +70,6 @@ class RubricScorer(Scorer):
         if outcome.failures:
             outcome.notes.append(f"judge failed on {len(outcome.failures)} proposal(s): totals use checks only")
         else:
-            for s, v in zip(outcome.scored, verdicts):
+            for s, v in zip(outcome.scored, verdicts, strict=True):
                 s.judge = v
         return outcome

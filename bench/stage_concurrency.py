@@ -1,0 +1,83 @@
+"""Benchmark: a deliberation's stages fanned out at once vs. the same calls one after another.
+
+Same council, same seeds, same real engine (SmolLM2 on vLLM's CPU build via ray.serve.llm), measured
+side by side in one run; prints per-phase wall times and the ratio. The seed system ran every call
+sequentially; this is the number that says what fanning out buys on this machine.
+
+    .venv/bin/python bench/stage_concurrency.py [--agents 3] [--rounds 1] [--max-tokens 128] [--repeat 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+from typing import Any
+
+from fleet import DeliberationConfig, Fleet, FleetConfig, Task
+from fleet.agents.agent import AgentActor
+from fleet.config.council import CouncilSpec
+from fleet.config.deliberation import DeliberationRequest
+from fleet.coordinator.deliberation import Deliberation
+from fleet.coordinator.pool import ActorPool, AgentPool
+from fleet.engine.serve_llm import engine_client
+from fleet.scoring.scorer import RubricScorer
+
+
+class SequentialPool(AgentPool):
+    """The seed system's behaviour: one agent call at a time."""
+
+    def __init__(self, inner: AgentPool) -> None:
+        self.inner, self.lock = inner, asyncio.Lock()
+
+    async def call(self, agent_id: str, method: str, *args: Any, **kwargs: Any) -> Any:
+        async with self.lock:
+            return await self.inner.call(agent_id, method, *args, **kwargs)
+
+
+async def run(args: argparse.Namespace) -> None:
+    fleet = await Fleet.start(FleetConfig(max_tokens=args.max_tokens, coordinator_name="bench-coordinator"))
+    council = CouncilSpec.default("DEV", args.agents, max_tokens=args.max_tokens)
+    # The same agent actors (placed beside the engine) serve both runs; only the pool differs.
+    engine = fleet.config.engine
+    handles = {a.agent_id: AgentActor.options(resources={engine.placement_resource: 0.001}).remote(
+        a, engine_client(engine), engine.model_id) for a in council.agents}
+    request = DeliberationRequest(task=Task(description="Add rate limiting to the login endpoint"), role="DEV",
+                                  council=council, config=DeliberationConfig(rounds=args.rounds, judge=False))
+    results: dict[str, list[dict[str, float]]] = {"sequential": [], "concurrent": []}
+    for _ in range(args.repeat):
+        for name, pool in (("sequential", SequentialPool(ActorPool(handles))), ("concurrent", ActorPool(handles))):
+            record = await Deliberation(request, council, pool, RubricScorer()).run()
+            phases = {f"{t.phase}{t.round or ''}": t.wall_ms / 1000 for t in record.timings
+                      if t.phase in ("generate", "critique", "revise")}
+            phases["total"] = sum(phases.values())
+            phases["completion_tokens"] = record.tokens.completion_tokens
+            results[name].append(phases)
+    await fleet.shutdown(engine=True)
+
+    print(f"\n{args.agents} agents, {args.rounds} round(s), max_tokens {args.max_tokens}, median of {args.repeat}")
+    print(f"{'phase':<12}{'sequential s':>14}{'concurrent s':>14}{'ratio':>8}")
+    for key in results["concurrent"][0]:
+        if key == "completion_tokens":
+            continue
+        seq = statistics.median(r[key] for r in results["sequential"])
+        con = statistics.median(r[key] for r in results["concurrent"])
+        print(f"{key:<12}{seq:>14.1f}{con:>14.1f}{seq / con:>7.2f}x")
+    # Sampled texts differ between the two runs (critiques feed revisions), so tokens/s is the fairer ratio.
+    rates = {name: statistics.median(r["completion_tokens"] / r["total"] for r in rs) for name, rs in results.items()}
+    for name, rate in rates.items():
+        print(f"{name}: {rate:.1f} completion tokens/s")
+    print(f"throughput ratio (concurrent / sequential): {rates['concurrent'] / rates['sequential']:.2f}x")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--agents", type=int, default=3)
+    p.add_argument("--rounds", type=int, default=1)
+    p.add_argument("--max-tokens", type=int, default=128)
+    p.add_argument("--repeat", type=int, default=1)
+    asyncio.run(run(p.parse_args()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,94 @@
+"""The council registry: which councils exist, and which agents a deliberation runs with.
+
+Pure bookkeeping on `CouncilSpec`s (no actors): the coordinator owns one and asks it to resolve each
+request. Resolution honours the request: an explicit council as given; otherwise the registered
+council of the role, resized to `num_agents` (its own agents first, then standard ones), with the
+request's sampling override applied to every agent.
+"""
+
+from __future__ import annotations
+
+from fleet.config.council import MAX_AGENTS, AgentSpec, CouncilSpec, NewAgent
+from fleet.config.deliberation import DeliberationRequest
+from fleet.config.roles import LENSES, is_builtin
+from fleet.errors import ConflictError, NotFoundError
+
+
+class CouncilRegistry:
+    def __init__(self, councils: list[CouncilSpec], council_size: int, max_tokens: int) -> None:
+        self.councils: dict[str, CouncilSpec] = {c.role: c for c in councils}
+        self.council_size, self.max_tokens = council_size, max_tokens
+
+    def get(self, role: str) -> CouncilSpec:
+        role = role.strip().upper()
+        if role not in self.councils:
+            raise NotFoundError(f"no council for role {role!r}; councils: {sorted(self.councils)}")
+        return self.councils[role]
+
+    def create(self, spec: CouncilSpec) -> CouncilSpec:
+        if spec.role in self.councils:
+            raise ConflictError(f"a council for role {spec.role!r} exists already")
+        self.councils[spec.role] = spec
+        return spec
+
+    def delete(self, role: str) -> CouncilSpec:
+        council = self.get(role)
+        del self.councils[council.role]
+        return council
+
+    def add_agent(self, role: str, new: NewAgent) -> AgentSpec:
+        council = self.get(role)
+        if len(council.agents) >= MAX_AGENTS:
+            raise ConflictError(f"council {council.role} is full ({MAX_AGENTS} agents)")
+        n = len(council.agents)
+        taken = {a.agent_id for a in council.agents}
+        prefix, i = f"agent-{council.role.lower().replace('_', '-')}", n + 1
+        while f"{prefix}-{i:03d}" in taken:
+            i += 1
+        agent_id = new.agent_id or f"{prefix}-{i:03d}"
+        if agent_id in taken:
+            raise ConflictError(f"agent {agent_id!r} is already in council {council.role}")
+        template = council.agents[0]
+        agent = AgentSpec(
+            agent_id=agent_id, role=council.role, persona=new.persona or template.persona,
+            lens=new.lens if new.lens is not None else LENSES[n % len(LENSES)],
+            sampling=new.sampling or template.sampling.model_copy(update={"seed": template.sampling.seed + 1000 * n}),
+            model=new.model if new.model is not None else template.model,
+        )
+        self.councils[council.role] = CouncilSpec(role=council.role, agents=[*council.agents, agent])
+        return agent
+
+    def remove_agent(self, role: str, agent_id: str) -> AgentSpec:
+        council = self.get(role)
+        keep = [a for a in council.agents if a.agent_id != agent_id]
+        if len(keep) == len(council.agents):
+            raise NotFoundError(f"no agent {agent_id!r} in council {council.role}")
+        if not keep:
+            raise ConflictError(f"{agent_id!r} is the last agent of {council.role}: delete the council instead")
+        self.councils[council.role] = CouncilSpec(role=council.role, agents=keep)
+        return next(a for a in council.agents if a.agent_id == agent_id)
+
+    def resolve(self, req: DeliberationRequest) -> CouncilSpec:
+        council = req.council or self._by_role(req)
+        if req.sampling is None:
+            return council
+        changes = req.sampling.model_dump(exclude_none=True)  # validated by SamplingOverride's bounds
+        agents = [a.model_copy(update={"sampling": a.sampling.model_copy(update=changes)}) for a in council.agents]
+        return CouncilSpec(role=council.role, agents=agents)
+
+    def _by_role(self, req: DeliberationRequest) -> CouncilSpec:
+        registered = self.councils.get(req.role)
+        if registered is None and not (is_builtin(req.role) or req.persona):
+            raise NotFoundError(
+                f"no council for role {req.role!r} and no persona to build one; known roles: {sorted(self.councils)}"
+            )
+        n = req.num_agents or (len(registered.agents) if registered else self.council_size)
+        persona = req.persona or (registered.agents[0].persona if registered else None)
+        default = CouncilSpec.default(req.role, n, persona=persona, max_tokens=self.max_tokens)
+        if registered is None:
+            return default
+        # Keep the registered agents (custom personas included); extend with defaults when asked for more.
+        kept = registered.agents[:n]
+        taken = {a.agent_id for a in kept}
+        extra = [a for a in default.agents if a.agent_id not in taken][: n - len(kept)]
+        return CouncilSpec(role=req.role, agents=kept + extra)

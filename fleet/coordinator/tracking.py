@@ -1,0 +1,70 @@
+"""Deliberations the coordinator knows about: lifecycle, record, and an ordered event log.
+
+    queued --(a run slot frees)--> running --> done | failed | cancelled
+
+Each `Tracked` keeps every event it emitted (seq 1, 2, ...) so an SSE client that joins late or
+reconnects with Last-Event-ID gets the past first, then waits (`wait_events`) for what comes next.
+What this file leaves out: persistence (all of it lives in the coordinator's memory).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Any
+
+from fleet.config.deliberation import DeliberationRequest
+from fleet.record import DeliberationEvent, DeliberationRecord, DeliberationState, EventType, Lifecycle, StatusChange
+
+FINISHED: frozenset[Lifecycle] = frozenset({"done", "failed", "cancelled"})
+
+
+class Tracked:
+    def __init__(self, deliberation_id: str, request: DeliberationRequest, role: str) -> None:
+        self.request = request
+        self.state = DeliberationState(deliberation_id=deliberation_id, role=role, task_id=request.task.task_id,
+                                       story_id=request.task.story_id, status="queued", created_at=_now())
+        self.events: list[DeliberationEvent] = []
+        self.task: asyncio.Task | None = None
+        self._changed = asyncio.Condition()
+        self.emit("status", StatusChange(status="queued"))
+
+    @property
+    def finished(self) -> bool:
+        return self.state.status in FINISHED
+
+    def emit(self, kind: EventType, payload: Any) -> None:
+        """Append an event and wake every waiter (sync: called from inside the deliberation)."""
+        self.events.append(DeliberationEvent(seq=len(self.events) + 1, deliberation_id=self.state.deliberation_id,
+                                             type=kind, at=_now(), data=payload))
+        asyncio.get_running_loop().create_task(self._notify())
+
+    async def _notify(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
+    def set_status(self, status: Lifecycle, record: DeliberationRecord | None = None, error: str | None = None) -> None:
+        now = _now()
+        self.state = self.state.model_copy(update={
+            "status": status,
+            "record": record if record is not None else self.state.record,
+            "error": error,
+            "started_at": self.state.started_at or (now if status == "running" else None),
+            "finished_at": now if status in FINISHED else None,
+        })
+        self.emit("status", StatusChange(status=status, error=error))
+
+    async def wait_events(self, after: int, timeout_s: float) -> tuple[list[DeliberationEvent], bool]:
+        """Events with seq > after; waits up to timeout_s for one when there are none yet.
+        Returns (events, finished): finished means no event will ever follow the last one."""
+        if len(self.events) <= after and not self.finished:
+            async with self._changed:
+                try:
+                    await asyncio.wait_for(self._changed.wait_for(lambda: len(self.events) > after), timeout_s)
+                except TimeoutError:
+                    pass
+        return self.events[after:], self.finished
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
