@@ -14,20 +14,23 @@ import asyncio
 import logging
 import os
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import ray
 from pydantic import ValidationError
 from ray import serve
 
-from fleet.config.council import CouncilSpec
+from fleet.config.council import AgentSpec, CouncilSpec, NewAgent
 from fleet.config.deliberation import DeliberationConfig, DeliberationRequest
 from fleet.config.engine import EMBEDDED_MODEL_ID, EngineSpec
 from fleet.config.fleet import FleetConfig
+from fleet.config.inputs import DeliberationInput
+from fleet.config.plan import PlanApproved, PlanDispatch
 from fleet.config.task import Task
 from fleet.coordinator.coordinator import CoordinatorActor
 from fleet.errors import ConflictError, EngineNotReadyError, FleetError, InvalidRequestError
-from fleet.record import DeliberationRecord
+from fleet.record import DeliberationEvent, DeliberationRecord, DeliberationState
 
 log = logging.getLogger(__name__)
 
@@ -88,19 +91,22 @@ class Fleet:
         self.owner = owner  # True when this handle created the coordinator (and so may stop it)
 
     @classmethod
-    async def start(cls, config: FleetConfig | None = None) -> Fleet:
-        """Connect to (or start) Ray, deploy the engine if it is not running, and start or reuse the
-        named coordinator."""
+    async def start(cls, config: FleetConfig | None = None, *, deploy: bool = True, detached: bool = False) -> Fleet:
+        """Connect to (or start) Ray, deploy the engine unless it runs (or `deploy=False`: the
+        caller's Serve app hosts it), and start or reuse the named coordinator. `detached=True`
+        keeps the coordinator alive beyond this process (Serve replicas use it)."""
         config = config or FleetConfig()
         await asyncio.to_thread(_init_ray, config)
         started = time.perf_counter()
-        await asyncio.to_thread(deploy_engine, config.engine)
+        if deploy:
+            await asyncio.to_thread(deploy_engine, config.engine)
         engine_ready_s = time.perf_counter() - started
         coordinator = await _find_coordinator(config)
         owner = coordinator is None
         if owner:
             coordinator = CoordinatorActor.options(
-                name=config.coordinator_name, namespace=config.ray.namespace, get_if_exists=True
+                name=config.coordinator_name, namespace=config.ray.namespace, get_if_exists=True,
+                lifetime="detached" if detached else None,
             ).remote(config)
         await asyncio.wait_for(coordinator.ready.remote(), _CONTROL_TIMEOUT_S)
         running = await asyncio.wait_for(coordinator.fleet_config.remote(), _CONTROL_TIMEOUT_S)
@@ -145,38 +151,87 @@ class Fleet:
         Raises `InvalidRequestError` for bad input, `NotFoundError` for an unknown role,
         `DeliberationFailedError` (with `.record`) when the quorum is lost."""
         try:
-            cfg = (config or self.config.deliberation).model_copy()
-            if rounds is not None:
-                cfg.rounds = rounds
-            if topology is not None:
-                cfg.topology = topology  # type: ignore[assignment]
-            t = Task(description=task) if isinstance(task, str) else task
-            if k is not None:
-                t = Task.model_validate({**t.model_dump(), "k": k})
-            request = DeliberationRequest(task=t, role=role, num_agents=num_agents, persona=persona,
-                                          council=council, config=cfg)
+            request = DeliberationInput(
+                task=task, role=role, num_agents=num_agents, rounds=rounds, topology=topology, k=k,
+                persona=persona, council=council,
+            ).to_request(config or self.config.deliberation)
         except ValidationError as e:
-            raise InvalidRequestError(_explain(e)) from e
+            raise InvalidRequestError(explain(e)) from e
         return await self.run(request)
 
     async def run(self, request: DeliberationRequest) -> DeliberationRecord:
-        """Run a validated request on the coordinator (the one code path every entry point uses)."""
-        ref = self.coordinator.deliberate.remote(request)
+        """Run a validated request on the coordinator and wait for its record (the one code path
+        every entry point uses)."""
+        return await self._call("deliberate", request, timeout_s=request.config.timeouts.deliberation_s + 30)
+
+    async def submit(self, request: DeliberationRequest) -> DeliberationState:
+        """Start a validated request in the background; returns its queued state at once."""
+        return await self._call("submit", request)
+
+    async def wait(self, deliberation_id: str, timeout_s: float) -> DeliberationState:
+        """The state once the deliberation ends (or as it is after timeout_s)."""
+        return await self._call("wait", deliberation_id, timeout_s, timeout_s=timeout_s + 30)
+
+    async def get(self, deliberation_id: str) -> DeliberationState:
+        return await self._call("get_deliberation", deliberation_id)
+
+    async def list_deliberations(self, role: str | None = None, status: str | None = None, offset: int = 0,
+                   limit: int = 50) -> tuple[list[DeliberationState], int]:
+        return await self._call("list_deliberations", role, status, offset, limit)
+
+    async def cancel(self, deliberation_id: str) -> DeliberationState:
+        return await self._call("cancel", deliberation_id)
+
+    async def events(self, deliberation_id: str, after: int = 0, wait_s: float = 15.0
+                     ) -> AsyncIterator[DeliberationEvent | None]:
+        """Every event with seq > after, then each new one as it happens, until the deliberation ends.
+        Yields None after each `wait_s` without news (a caller's chance to send a keep-alive)."""
+        while True:
+            events, finished = await self._call("events", deliberation_id, after, wait_s, timeout_s=wait_s + 30)
+            for event in events:
+                after = event.seq
+                yield event
+            if finished and not events:
+                return
+            if not events:
+                yield None
+
+    async def plan_approved(self, event: PlanApproved) -> PlanDispatch:
+        return await self._call("plan_approved", event)
+
+    async def councils(self) -> list[CouncilSpec]:
+        return await self._call("list_councils")
+
+    async def council(self, role: str) -> CouncilSpec:
+        return await self._call("get_council", role)
+
+    async def create_council(self, spec: CouncilSpec) -> CouncilSpec:
+        return await self._call("create_council", spec)
+
+    async def delete_council(self, role: str) -> None:
+        await self._call("delete_council", role)
+
+    async def add_agent(self, role: str, new: NewAgent) -> AgentSpec:
+        return await self._call("add_agent", role, new)
+
+    async def remove_agent(self, role: str, agent_id: str) -> None:
+        await self._call("remove_agent", role, agent_id)
+
+    async def status(self) -> dict[str, Any]:
+        return await self._call("status")
+
+    async def _call(self, method: str, *args: Any, timeout_s: float = _CONTROL_TIMEOUT_S) -> Any:
+        """Await a coordinator method under a timeout; fleet's typed errors come back as themselves."""
+        ref = getattr(self.coordinator, method).remote(*args)
         try:
-            return await asyncio.wait_for(ref, request.config.timeouts.deliberation_s + 30)
+            return await asyncio.wait_for(ref, timeout_s)
         except asyncio.CancelledError:
-            ray.cancel(ref)
+            ray.cancel(ref)  # recursive: the coordinator's work for this call stops too
             raise
         except ray.exceptions.RayTaskError as e:
             if isinstance(e.cause, FleetError):
                 raise e.cause from None
             raise
-
-    async def councils(self) -> list[CouncilSpec]:
-        return await asyncio.wait_for(self.coordinator.list_councils.remote(), _CONTROL_TIMEOUT_S)
-
-    async def status(self) -> dict[str, Any]:
-        return await asyncio.wait_for(self.coordinator.status.remote(), _CONTROL_TIMEOUT_S)
 
     async def shutdown(self, engine: bool = False) -> None:
         """Stop the coordinator (and its agents) if this handle started it; with `engine=True` also
@@ -194,7 +249,7 @@ async def _find_coordinator(config: FleetConfig) -> Any | None:
         return None
 
 
-def _explain(e: ValidationError) -> str:
+def explain(e: ValidationError) -> str:
     """'task.description: ...; config.rounds: ...' from a pydantic error."""
     return "; ".join(
         f"{'.'.join(str(p) for p in err['loc']) or 'request'}: {err['msg']}" for err in e.errors()

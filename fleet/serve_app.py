@@ -1,22 +1,38 @@
 """The Serve application builder: `import_path: fleet.serve_app:build_app`, `args:` = `FleetConfig`.
 
-`serve run serve_configs/cpu.yaml` brings up the engine deployment; drivers, the CLI
-(`fleet deliberate --address auto --config serve_configs/cpu.yaml`) and jobs then attach to it.
-The args are parsed here, once, into the same `FleetConfig` the driver uses.
+One application: the engine deployment (vLLM via `ray.serve.llm`, or the fake) and the HTTP ingress
+(`fleet.ingress.app.FleetIngress`: fleet's API plus ray.serve.llm's OpenAI routes) bound to it.
+`serve run serve_configs/cpu.yaml` brings the whole fleet up; drivers, the CLI and jobs attach to
+the same engine and coordinator. The args are parsed here, once, into the driver's `FleetConfig`.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from ray import serve
+from ray.serve.llm.ingress import make_fastapi_ingress
+
 from fleet.config.fleet import FleetConfig
 from fleet.driver import resolve_model_source
-from fleet.engine.serve_llm import build_engine_app
+from fleet.engine.serve_llm import build_engine_app, model_card
 from fleet.errors import InvalidRequestError
+from fleet.ingress.app import FLEET_ENDPOINTS, FleetIngress, make_app
 
 
 def build_app(args: dict[str, Any]):
     config = FleetConfig.model_validate(args)
     if config.engine.kind == "inproc_fake":
         raise InvalidRequestError("engine kind 'inproc_fake' has nothing to deploy; use 'vllm' or 'fake'")
-    return build_engine_app(config.engine, resolve_model_source(config.engine))
+    source = resolve_model_source(config.engine)
+    engine = build_engine_app(config.engine, source)
+    ingress = make_fastapi_ingress(FleetIngress, endpoint_map=FLEET_ENDPOINTS, app=make_app())
+    # num_cpus=0: on a 2-CPU node the engine's placement group holds the CPUs; an ingress that asks
+    # for one is never scheduled and the app hangs (ENGINE_NOTES).
+    return serve.deployment(ingress).options(
+        name="FleetIngress", num_replicas=config.ingress_replicas, ray_actor_options={"num_cpus": 0},
+    ).bind(
+        llm_deployments={config.engine.model_id: engine},
+        model_cards={config.engine.model_id: model_card(config.engine, source)},
+        fleet_config=config.model_dump(mode="json"),
+    )

@@ -9,13 +9,21 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
+from pathlib import Path
 
 import pytest
+import yaml
+
+ROOT = Path(__file__).parent.parent
+
+ROOT = Path(__file__).parent.parent
 
 # Engine workers and the driver: no hub, no telemetry. Set before Ray starts.
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("VLLM_NO_USAGE_STATS", "1")
+os.environ.setdefault("RAY_enable_metrics_collection", "0")  # see fleet/driver.py: exit hang
 
 NUM_CPUS = 2  # fixed, whatever the machine: tests must schedule the same way on CI's 2 cores
 
@@ -53,23 +61,51 @@ def ray_session():
 
     try:
         serve.shutdown()
+        # The ingress's coordinator is detached (it outlives replicas): stop it with the session.
+        try:
+            ray.kill(ray.get_actor("fleet-coordinator", namespace="fleet"))
+        except ValueError:
+            pass
     finally:
         ray.shutdown()
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def cpu_app_args(**overrides) -> dict:
+    """serve_configs/cpu.yaml's args, with test-sized overrides (shorter completions)."""
+    args = yaml.safe_load((ROOT / "serve_configs" / "cpu.yaml").read_text())["applications"][0]["args"]
+    return {**args, **overrides}
+
+
 @pytest.fixture(scope="session")
-async def real_fleet(ray_session):
-    """The embedded CPU engine (SmolLM2 on vLLM's CPU build) behind one coordinator, started once."""
+def fleet_app(ray_session):
+    """The whole fleet as `serve run serve_configs/cpu.yaml` deploys it (SmolLM2 on vLLM's CPU build
+    + the HTTP ingress), once for the suite, on a free loopback port. Yields the base URL."""
+    from ray import serve
+
+    from fleet.serve_app import build_app
+
+    port = free_port()
+    serve.start(proxy_location="HeadOnly", http_options={"host": "127.0.0.1", "port": port})
+    serve.run(build_app(cpu_app_args(max_tokens=64)), name="fleet", route_prefix="/")
+    yield f"http://127.0.0.1:{port}"
+    serve.delete("fleet")
+
+
+@pytest.fixture(scope="session")
+async def real_fleet(fleet_app):
+    """A driver on the suite's engine (the `fleet` app), with its own coordinator."""
     from fleet import Fleet, FleetConfig
 
-    config = FleetConfig.model_validate({
-        "engine": {"kind": "vllm", "kv_cache_gib": 1},
-        "max_tokens": 96,
-        "coordinator_name": "fleet-tests-real",
-    })
-    fleet = await Fleet.start(config)
+    fleet = await Fleet.start(FleetConfig.model_validate(
+        cpu_app_args(max_tokens=96, coordinator_name="fleet-tests-real")))
     yield fleet
-    await fleet.shutdown(engine=True)
+    await fleet.shutdown()
 
 
 def pytest_report_header(config):

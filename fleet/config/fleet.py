@@ -32,6 +32,7 @@ class FleetConfig(StrictModel):
     councils: list[CouncilSpec] = Field(default_factory=list,
                                         description="councils at start-up; empty: one per built-in role")
     coordinator_name: str = Field(default="fleet-coordinator", description="named actor, for connect()")
+    ingress_replicas: int = Field(default=1, ge=1, le=64, description="HTTP ingress replicas (serve_app)")
     max_concurrent: int = Field(default=4, ge=1, le=256, description="deliberations running at once; more queue")
     max_tracked: int = Field(default=1000, ge=10, description="finished deliberations kept for get/list")
 

@@ -172,6 +172,15 @@ class Coordinator:
             raise asyncio.CancelledError(f"deliberation {state.deliberation_id} was cancelled")
         raise DeliberationFailedError(state.error or "failed", state.record)
 
+    async def wait(self, deliberation_id: str, timeout_s: float) -> DeliberationState:
+        """The state once the deliberation ends, or as it is after timeout_s."""
+        tracked = self._get(deliberation_id)
+        try:
+            await asyncio.wait_for(asyncio.shield(tracked.task), timeout_s)
+        except TimeoutError:
+            pass
+        return tracked.state
+
     async def get_deliberation(self, deliberation_id: str) -> DeliberationState:
         return self._get(deliberation_id).state
 

@@ -123,7 +123,9 @@ class FakeLLMServer:
         self.model_id = model_id
         self.engine = FakeEngine(config.model_copy(update={"fingerprint": f"fleet-fake@{node}"}))
 
-    async def chat(self, request: Any):
+    async def chat(self, request: Any, raw_request_info: Any = None):
+        if getattr(request, "stream", False):
+            raise ValueError("the fake engine answers non-streaming requests only")
         fmt = getattr(request, "response_format", None)
         schema = None
         if fmt is not None and getattr(fmt, "json_schema", None) is not None:
@@ -186,6 +188,16 @@ def llm_config(spec: EngineSpec, model_source: str):
         },
         log_engine_metrics=False,
     )
+
+
+def model_card(spec: EngineSpec, model_source: str | None) -> Any:
+    """The OpenAI model card ray.serve.llm's ingress lists for `spec`."""
+    from ray.llm._internal.serve.core.configs.openai_api_models import ModelCard, to_model_metadata
+
+    if spec.kind == "vllm":
+        return to_model_metadata(spec.model_id, llm_config(spec, model_source))
+    return ModelCard(id=spec.model_id, object="model", owned_by="fleet", permission=[],
+                     metadata={"model_id": spec.model_id, "engine": "fleet-fake"})
 
 
 def build_engine_app(spec: EngineSpec, model_source: str | None = None) -> Application:
