@@ -116,3 +116,14 @@ def test_serve_configs_validate_against_the_builder_args_model(path):
 def test_there_is_a_cpu_serve_config():
     assert "cpu.yaml" in [p.name for p in SERVE_CONFIGS]
     assert load_fleet_config(str(SERVE_CONFIGS[0].parent / "cpu.yaml")).engine.accelerator == "cpu"
+
+
+def test_cluster_yaml_is_documented_and_matches_the_multi_node_config():
+    cluster = yaml.safe_load((Path(__file__).parent.parent / "cluster.yaml").read_text())
+    types = cluster["available_node_types"]
+    assert all(name.startswith(("ray.head.", "ray.worker.")) for name in types)
+    assert "fleet_engine" not in types[cluster["head_node_type"]]["resources"]
+    multi = load_fleet_config(str(Path(__file__).parent.parent / "serve_configs" / "multi_node.yaml"))
+    engine_nodes = [t for t in types.values() if multi.engine.placement_resource in t.get("resources", {})]
+    assert engine_nodes and all(t["resources"].get("GPU", 0) >= 1 for t in engine_nodes)
+    assert multi.engine.num_replicas <= sum(t.get("max_workers", 0) for t in engine_nodes)
