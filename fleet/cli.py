@@ -12,7 +12,8 @@ import asyncio
 import sys
 import textwrap
 
-from fleet.config.fleet import FleetConfig, load_fleet_config
+from fleet.config.deliberation import SamplingOverride
+from fleet.config.fleet import FleetConfig, RayOptions, load_fleet_config
 from fleet.driver import Fleet
 from fleet.errors import DeliberationFailedError, FleetError, UserError
 from fleet.record import DeliberationRecord
@@ -41,26 +42,26 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _config(args: argparse.Namespace) -> FleetConfig:
+def _config(args: argparse.Namespace) -> FleetConfig | None:
+    """The fleet to start, or None: join the running fleet, else start the default one."""
+    if not (args.config or args.engine):
+        return None
     cfg = load_fleet_config(args.config) if args.config else FleetConfig()
-    data = cfg.model_dump()
-    if args.engine:
-        data["engine"]["kind"] = args.engine
-    if args.address:
-        data["ray"]["address"] = args.address
-    if args.max_tokens:
-        data["max_tokens"] = args.max_tokens
-    data["ray"]["log_to_driver"] = args.verbose
-    data["deliberation"]["judge"] = data["deliberation"]["judge"] and not args.no_judge
-    return FleetConfig.model_validate(data)
+    if args.engine and args.engine != cfg.engine.kind:
+        # Another engine kind is another Serve app: never replace the config's own engine app.
+        engine = {**cfg.engine.model_dump(), "kind": args.engine, "app_name": "fleet-engine"}
+        cfg = FleetConfig.model_validate({**cfg.model_dump(), "engine": engine})
+    return cfg
 
 
 async def _deliberate(args: argparse.Namespace) -> int:
-    fleet = await Fleet.start(_config(args))
+    fleet = await Fleet.start(_config(args), ray_options=RayOptions(address=args.address, log_to_driver=args.verbose))
     try:
         record = await fleet.deliberate(
             args.task, role=args.role, num_agents=args.num_agents, rounds=args.rounds,
             topology=args.topology, k=args.k, persona=args.persona,
+            judge=False if args.no_judge else None,
+            sampling=SamplingOverride(max_tokens=args.max_tokens) if args.max_tokens else None,
         )
         code = 0
     except DeliberationFailedError as e:

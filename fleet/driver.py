@@ -22,9 +22,9 @@ from pydantic import ValidationError
 from ray import serve
 
 from fleet.config.council import AgentSpec, CouncilSpec, NewAgent
-from fleet.config.deliberation import DeliberationConfig, DeliberationRequest
+from fleet.config.deliberation import DeliberationConfig, DeliberationRequest, SamplingOverride
 from fleet.config.engine import EMBEDDED_MODEL_ID, EngineSpec
-from fleet.config.fleet import FleetConfig
+from fleet.config.fleet import FleetConfig, RayOptions
 from fleet.config.inputs import DeliberationInput
 from fleet.config.plan import PlanApproved, PlanDispatch
 from fleet.config.task import Task
@@ -91,11 +91,24 @@ class Fleet:
         self.owner = owner  # True when this handle created the coordinator (and so may stop it)
 
     @classmethod
-    async def start(cls, config: FleetConfig | None = None, *, deploy: bool = True, detached: bool = False) -> Fleet:
+    async def start(cls, config: FleetConfig | None = None, *, ray_options: RayOptions | None = None,
+                    deploy: bool = True, detached: bool = False) -> Fleet:
         """Connect to (or start) Ray, deploy the engine unless it runs (or `deploy=False`: the
         caller's Serve app hosts it), and start or reuse the named coordinator. `detached=True`
-        keeps the coordinator alive beyond this process (Serve replicas use it)."""
+        keeps the coordinator alive beyond this process (Serve replicas use it).
+
+        Without a config, a fleet that already runs (e.g. `serve run serve_configs/cpu.yaml`) is
+        joined as it is; with one, a running coordinator of another config is a `ConflictError`.
+        `ray_options` (address, namespace, ...) override the config's."""
+        explicit = config is not None
         config = config or FleetConfig()
+        if ray_options is not None:
+            config = config.model_copy(update={"ray": ray_options})
+        if not explicit:  # no config of our own: join the fleet that runs, if one does
+            try:
+                return await cls.connect(config)
+            except EngineNotReadyError:
+                pass
         await asyncio.to_thread(_init_ray, config)
         started = time.perf_counter()
         if deploy:
@@ -110,7 +123,7 @@ class Fleet:
             ).remote(config)
         await asyncio.wait_for(coordinator.ready.remote(), _CONTROL_TIMEOUT_S)
         running = await asyncio.wait_for(coordinator.fleet_config.remote(), _CONTROL_TIMEOUT_S)
-        if running != config:
+        if not running.same_fleet(config):
             raise ConflictError(
                 f"coordinator {config.coordinator_name!r} already runs with a different config; "
                 "connect() to it, stop it, or pick another coordinator_name"
@@ -145,6 +158,8 @@ class Fleet:
         k: int | None = None,
         persona: str | None = None,
         council: CouncilSpec | None = None,
+        judge: bool | None = None,
+        sampling: SamplingOverride | None = None,
         config: DeliberationConfig | None = None,
     ) -> DeliberationRecord:
         """Run one deliberation and return its record. Arguments left None take the fleet's defaults.
@@ -153,7 +168,7 @@ class Fleet:
         try:
             request = DeliberationInput(
                 task=task, role=role, num_agents=num_agents, rounds=rounds, topology=topology, k=k,
-                persona=persona, council=council,
+                persona=persona, council=council, judge=judge, sampling=sampling,
             ).to_request(config or self.config.deliberation)
         except ValidationError as e:
             raise InvalidRequestError(explain(e)) from e

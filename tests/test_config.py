@@ -127,3 +127,20 @@ def test_cluster_yaml_is_documented_and_matches_the_multi_node_config():
     engine_nodes = [t for t in types.values() if multi.engine.placement_resource in t.get("resources", {})]
     assert engine_nodes and all(t["resources"].get("GPU", 0) >= 1 for t in engine_nodes)
     assert multi.engine.num_replicas <= sum(t.get("max_workers", 0) for t in engine_nodes)
+
+
+def test_connection_options_do_not_make_another_fleet():
+    a = FleetConfig()
+    b = FleetConfig.model_validate({"ray": {"address": "auto", "log_to_driver": True}})
+    c = FleetConfig(max_tokens=64)
+    assert a.same_fleet(b) and not a.same_fleet(c)
+
+
+def test_cli_passes_a_config_only_when_asked():
+    from fleet.cli import _config, _parser
+
+    assert _config(_parser().parse_args(["deliberate", "x"])) is None  # join the running fleet, or the default
+    fake = _config(_parser().parse_args(["deliberate", "x", "--engine", "fake"]))
+    assert (fake.engine.kind, fake.engine.app_name) == ("fake", "fleet-engine-fake")
+    cpu = _config(_parser().parse_args(["deliberate", "x", "--config", str(SERVE_CONFIGS[0].parent / "cpu.yaml")]))
+    assert cpu.engine.app_name == "fleet"

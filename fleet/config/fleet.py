@@ -43,6 +43,10 @@ class FleetConfig(StrictModel):
             raise ValueError(f"one council per role, got {roles}")
         return self
 
+    def same_fleet(self, other: FleetConfig) -> bool:
+        """Whether two configs describe the same fleet; how one connects to Ray does not count."""
+        return self.model_dump(exclude={"ray"}) == other.model_dump(exclude={"ray"})
+
     def startup_councils(self) -> list[CouncilSpec]:
         return self.councils or [
             CouncilSpec.default(r, self.council_size, max_tokens=self.max_tokens) for r in BUILTIN_ROLES
