@@ -7,10 +7,12 @@ What a driver script needs:
         record = await fleet.deliberate(Task(description="..."), role="DEV", num_agents=3, rounds=1)
 """
 
-from fleet.config.council import AgentSpec, CouncilSpec, Sampling
-from fleet.config.deliberation import DeliberationConfig, DeliberationRequest, Timeouts
+from fleet.config.council import AgentSpec, CouncilSpec, NewAgent, NewCouncil, Sampling
+from fleet.config.deliberation import DeliberationConfig, DeliberationRequest, SamplingOverride, Timeouts
 from fleet.config.engine import EngineSpec, FakeEngineConfig
 from fleet.config.fleet import FleetConfig, RayOptions
+from fleet.config.inputs import DeliberationInput
+from fleet.config.plan import PlanApproved, PlanDispatch
 from fleet.config.task import Rubric, Task
 from fleet.driver import Fleet
 from fleet.errors import (
@@ -25,7 +27,7 @@ from fleet.errors import (
     NotFoundError,
     UserError,
 )
-from fleet.record import DeliberationRecord
+from fleet.record import DeliberationEvent, DeliberationRecord, DeliberationState
 
 __all__ = [
     "AgentCallError",
@@ -33,9 +35,12 @@ __all__ = [
     "ConflictError",
     "CouncilSpec",
     "DeliberationConfig",
+    "DeliberationEvent",
     "DeliberationFailedError",
+    "DeliberationInput",
     "DeliberationRecord",
     "DeliberationRequest",
+    "DeliberationState",
     "EngineError",
     "EngineNotReadyError",
     "EngineSpec",
@@ -45,10 +50,15 @@ __all__ = [
     "FleetConfig",
     "FleetError",
     "InvalidRequestError",
+    "NewAgent",
+    "NewCouncil",
     "NotFoundError",
+    "PlanApproved",
+    "PlanDispatch",
     "RayOptions",
     "Rubric",
     "Sampling",
+    "SamplingOverride",
     "Task",
     "Timeouts",
     "UserError",

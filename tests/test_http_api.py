@@ -139,6 +139,7 @@ async def test_councils_crud(client):
 @pytest.mark.parametrize(("method", "path", "body", "status", "says"), [
     ("post", "/v1/deliberations", {"task": "x", "rounds": -1}, 422, "rounds"),
     ("post", "/v1/deliberations", {"task": "x", "num_agents": 500}, 422, "num_agents"),
+    ("post", "/v1/deliberations", {"task": "   "}, 422, "task description is empty"),
     ("post", "/v1/deliberations", {"description": "no task field"}, 422, "task"),
     ("post", "/v1/deliberations", {"task": "x", "role": "ASTRONAUT"}, 404, "ASTRONAUT"),
     ("get", "/v1/deliberations/delib-nope", None, 404, "delib-nope"),

@@ -13,7 +13,7 @@ from typing import Any
 
 from fastapi import FastAPI, Header, Query, Response
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 from ray import serve
 from ray.serve.llm.ingress import OpenAiIngress
 
@@ -21,7 +21,7 @@ from fleet.config.council import AgentSpec, CouncilSpec, NewAgent, NewCouncil
 from fleet.config.fleet import FleetConfig
 from fleet.config.inputs import DeliberationInput
 from fleet.config.plan import PlanApproved, PlanDispatch
-from fleet.driver import Fleet, explain
+from fleet.driver import Fleet
 from fleet.errors import EngineNotReadyError, InvalidRequestError
 from fleet.ingress.http import BodyLimit, install_error_handlers, sse
 from fleet.record import DeliberationState, Lifecycle
@@ -85,10 +85,7 @@ class FleetIngress(OpenAiIngress):
                                   ) -> DeliberationState:
         await self._require_engine()
         fleet = await self._get_fleet()
-        try:
-            request = body.to_request(fleet.config.deliberation)
-        except ValidationError as e:
-            raise InvalidRequestError(explain(e)) from e
+        request = body.to_request(fleet.config.deliberation)  # ValidationError -> 422 (ingress/http.py)
         state = await fleet.submit(request)
         location = f"/{API_VERSION}/deliberations/{state.deliberation_id}"
         response.headers["Location"] = location
