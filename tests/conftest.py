@@ -83,7 +83,7 @@ def cpu_app_args(**overrides) -> dict:
 
 
 @pytest.fixture(scope="session")
-def fleet_app(ray_session):
+def fleet_app(ray_session, tmp_path_factory):
     """The whole fleet as `serve run serve_configs/cpu.yaml` deploys it (SmolLM2 on vLLM's CPU build
     + the HTTP ingress), once for the suite, on a free loopback port. Yields the base URL."""
     from ray import serve
@@ -92,7 +92,8 @@ def fleet_app(ray_session):
 
     port = free_port()
     serve.start(proxy_location="HeadOnly", http_options={"host": "127.0.0.1", "port": port})
-    serve.run(build_app(cpu_app_args(max_tokens=64)), name="fleet", route_prefix="/")
+    state = tmp_path_factory.mktemp("state") / "fleet.sqlite"  # not the user's ~/.cache one
+    serve.run(build_app(cpu_app_args(max_tokens=64, state_path=str(state))), name="fleet", route_prefix="/")
     yield f"http://127.0.0.1:{port}"
     serve.delete("fleet")
 
@@ -103,7 +104,7 @@ async def real_fleet(fleet_app):
     from fleet import Fleet, FleetConfig
 
     fleet = await Fleet.start(FleetConfig.model_validate(
-        cpu_app_args(max_tokens=96, coordinator_name="fleet-tests-real")))
+        cpu_app_args(max_tokens=96, coordinator_name="fleet-tests-real", state_path=None)))
     yield fleet
     await fleet.shutdown()
 

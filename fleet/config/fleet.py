@@ -34,6 +34,9 @@ class FleetConfig(StrictModel):
     coordinator_name: str = Field(default="fleet-coordinator", description="named actor, for connect()")
     ingress_replicas: int = Field(default=1, ge=1, le=64, description="HTTP ingress replicas (serve_app)")
     max_concurrent: int = Field(default=4, ge=1, le=256, description="deliberations running at once; more queue")
+    state_path: str | None = Field(
+        default=None, description="SQLite file keeping councils, deliberations and events across restarts; "
+                                  "None: memory only")
     max_tracked: int = Field(default=1000, ge=10, description="finished deliberations kept for get/list")
 
     @model_validator(mode="after")

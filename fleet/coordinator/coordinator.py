@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import ray
@@ -23,6 +24,7 @@ from fleet.config.plan import PlanApproved, PlanDispatch, RoleDispatch
 from fleet.coordinator.councils import CouncilRegistry
 from fleet.coordinator.deliberation import Deliberation, new_deliberation_id
 from fleet.coordinator.pool import ActorPool
+from fleet.coordinator.store import StateStore
 from fleet.coordinator.tracking import Tracked
 from fleet.engine.serve_llm import engine_client
 from fleet.errors import ConflictError, DeliberationFailedError, FleetError, NotFoundError
@@ -35,12 +37,48 @@ class Coordinator:
     def __init__(self, config: FleetConfig) -> None:
         self.config = config
         self.engine = engine_client(config.engine)  # the judge's engine
-        self.councils = CouncilRegistry(config.startup_councils(), config.council_size, config.max_tokens)
         self.actors: dict[str, tuple[AgentSpec, Any]] = {}  # agent_id -> (spec, actor handle)
         self.tracked: dict[str, Tracked] = {}  # deliberation_id -> state, in submission order
         self.plans: dict[str, PlanDispatch] = {}  # event_id -> the first answer (idempotency)
         self.counts: Counter[tuple[str, str]] = Counter()  # (role, record or lifecycle status) -> n
         self._slots = asyncio.Semaphore(config.max_concurrent)
+        # Durable state: read once here (the constructor runs before any call), then written through
+        # on one thread, in order. A failed write is counted and shown by status(), never dropped silently.
+        self.store = StateStore(config.state_path) if config.state_path else None
+        self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fleet-store")
+        self.store_errors: list[str] = []
+        snapshot = self.store.load() if self.store else None
+        councils = (snapshot.councils if snapshot else None) or config.startup_councils()
+        self.councils = CouncilRegistry(councils, config.council_size, config.max_tokens)
+        if self.store and not snapshot.councils:
+            for c in councils:
+                self.store.put_council(c)
+        for state, events in snapshot.deliberations if snapshot else []:
+            tracked = Tracked(state.deliberation_id, None, state.role, self._on_change, state, events)
+            self.tracked[state.deliberation_id] = tracked
+            self._count(tracked)
+        self.plans = {p.event_id: p for p in snapshot.plans} if snapshot else {}
+
+    def _persist(self, method: str, *args: Any) -> None:
+        if self.store is None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # constructor: write now
+            getattr(self.store, method)(*args)
+            return
+        future = loop.run_in_executor(self._io, getattr(self.store, method), *args)
+
+        def check(f: asyncio.Future) -> None:
+            if not f.cancelled() and f.exception() is not None:
+                self.store_errors.append(f"{method}: {f.exception()!r}")
+
+        future.add_done_callback(check)
+
+    def _on_change(self, tracked: Tracked, event: DeliberationEvent) -> None:
+        self._persist("add_event", event)
+        if event.type == "status":
+            self._persist("put_state", tracked.state)
 
     async def ready(self) -> bool:
         await self.engine.warm_up()  # the judge's connection
@@ -58,17 +96,23 @@ class Coordinator:
         return self.councils.get(role)
 
     async def create_council(self, spec: CouncilSpec) -> CouncilSpec:
-        return self.councils.create(spec)
+        self._persist("put_council", self.councils.create(spec))
+        return spec
 
     async def delete_council(self, role: str) -> None:
-        for a in self.councils.delete(role).agents:
+        council = self.councils.delete(role)
+        self._persist("delete_council", council.role)
+        for a in council.agents:
             self._drop_actor(a.agent_id)
 
     async def add_agent(self, role: str, new: NewAgent) -> AgentSpec:
-        return self.councils.add_agent(role, new)
+        agent = self.councils.add_agent(role, new)
+        self._persist("put_council", self.councils.get(role))
+        return agent
 
     async def remove_agent(self, role: str, agent_id: str) -> None:
         self._drop_actor(self.councils.remove_agent(role, agent_id).agent_id)
+        self._persist("put_council", self.councils.get(role))
 
     def resolve_council(self, request: DeliberationRequest) -> CouncilSpec:
         return self.councils.resolve(request)
@@ -108,7 +152,7 @@ class Coordinator:
         did = deliberation_id or new_deliberation_id()
         if did in self.tracked:
             raise ConflictError(f"deliberation {did!r} exists already")
-        tracked = Tracked(did, request, council.role)
+        tracked = Tracked(did, request, council.role, self._on_change)
         self.tracked[did] = tracked
         self._evict()
         tracked.task = asyncio.get_running_loop().create_task(self._run(tracked, council))
@@ -143,12 +187,19 @@ class Coordinator:
     def _finish(self, tracked: Tracked, status: Lifecycle, record: DeliberationRecord | None,
                 error: str | None) -> None:
         tracked.set_status(status, record, error)
-        self.counts[(tracked.state.role, record.status if record and status == "done" else status)] += 1
+        self._count(tracked)
+
+    def _count(self, tracked: Tracked) -> None:
+        state = tracked.state
+        if tracked.finished:
+            outcome = state.record.status if state.record and state.status == "done" else state.status
+            self.counts[(state.role, outcome)] += 1
 
     def _evict(self) -> None:
         finished = [d for d, t in self.tracked.items() if t.finished]
         for did in finished[: max(0, len(self.tracked) - self.config.max_tracked)]:
             del self.tracked[did]
+            self._persist("delete_deliberation", did)
 
     def _get(self, deliberation_id: str) -> Tracked:
         tracked = self.tracked.get(deliberation_id)
@@ -224,6 +275,7 @@ class Coordinator:
         answer = PlanDispatch(event_id=event.event_id, plan_id=event.plan_id, story_id=event.story_id,
                               total=len(results), started=started, failed=len(results) - started, results=results)
         self.plans[event.event_id] = answer
+        self._persist("put_plan", answer)
         return answer
 
     async def status(self) -> dict[str, Any]:
@@ -237,6 +289,8 @@ class Coordinator:
             "finished": sum(self.counts.values()),
             "per_role": per_role,
             "engine": {"kind": self.config.engine.kind, "model": self.config.engine.model_id},
+            "store": {"path": self.config.state_path, "errors": len(self.store_errors),
+                      "last_error": self.store_errors[-1] if self.store_errors else None},
         }
 
 

@@ -4,12 +4,13 @@
 
 Each `Tracked` keeps every event it emitted (seq 1, 2, ...) so an SSE client that joins late or
 reconnects with Last-Event-ID gets the past first, then waits (`wait_events`) for what comes next.
-What this file leaves out: persistence (all of it lives in the coordinator's memory).
+What this file leaves out: persistence (the coordinator's store follows the events).
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,14 +20,28 @@ from fleet.record import DeliberationEvent, DeliberationRecord, DeliberationStat
 FINISHED: frozenset[Lifecycle] = frozenset({"done", "failed", "cancelled"})
 
 
+OnChange = Callable[["Tracked", DeliberationEvent], None]
+
+
 class Tracked:
-    def __init__(self, deliberation_id: str, request: DeliberationRequest, role: str) -> None:
+    def __init__(self, deliberation_id: str, request: DeliberationRequest | None, role: str,
+                 on_change: OnChange | None = None, state: DeliberationState | None = None,
+                 events: list[DeliberationEvent] | None = None) -> None:
+        """A new deliberation (request given), or one restored from a store (state and events given).
+        on_change(tracked, event) follows every event (the coordinator persists through it)."""
         self.request = request
-        self.state = DeliberationState(deliberation_id=deliberation_id, role=role, task_id=request.task.task_id,
-                                       story_id=request.task.story_id, status="queued", created_at=_now())
-        self.events: list[DeliberationEvent] = []
+        self._on_change = on_change
+        self.events: list[DeliberationEvent] = list(events or [])
         self.task: asyncio.Task | None = None
         self._changed = asyncio.Condition()
+        if state is not None:
+            self.state = state
+            if not self.finished:  # its coordinator stopped while it ran: nothing will finish it now
+                self.set_status("failed", error="interrupted: the coordinator stopped before it finished")
+            return
+        assert request is not None
+        self.state = DeliberationState(deliberation_id=deliberation_id, role=role, task_id=request.task.task_id,
+                                       story_id=request.task.story_id, status="queued", created_at=_now())
         self.emit("status", StatusChange(status="queued"))
 
     @property
@@ -35,9 +50,15 @@ class Tracked:
 
     def emit(self, kind: EventType, payload: Any) -> None:
         """Append an event and wake every waiter (sync: called from inside the deliberation)."""
-        self.events.append(DeliberationEvent(seq=len(self.events) + 1, deliberation_id=self.state.deliberation_id,
-                                             type=kind, at=_now(), data=payload))
-        asyncio.get_running_loop().create_task(self._notify())
+        event = DeliberationEvent(seq=len(self.events) + 1, deliberation_id=self.state.deliberation_id,
+                                  type=kind, at=_now(), data=payload)
+        self.events.append(event)
+        if self._on_change is not None:
+            self._on_change(self, event)
+        try:
+            asyncio.get_running_loop().create_task(self._notify())
+        except RuntimeError:  # restoring in a constructor: no loop, and no waiter to wake yet
+            pass
 
     async def _notify(self) -> None:
         async with self._changed:

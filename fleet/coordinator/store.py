@@ -1,0 +1,78 @@
+"""Durable coordinator state: councils, deliberations (state + record), their events, plan answers.
+
+One SQLite file (stdlib `sqlite3`), written through as things change, read once when a coordinator
+starts. A deliberation that was queued or running when its coordinator stopped comes back `failed`
+("interrupted"), with everything it had produced. All methods block: the coordinator runs them on
+one dedicated thread, in order. What this leaves out: sharing one file between coordinators.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from fleet.config.council import CouncilSpec
+from fleet.config.plan import PlanDispatch
+from fleet.record import DeliberationEvent, DeliberationState
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS councils (role TEXT PRIMARY KEY, spec TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS deliberations (id TEXT PRIMARY KEY, created_at TEXT NOT NULL, state TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS events (id TEXT NOT NULL, seq INTEGER NOT NULL, event TEXT NOT NULL,
+                                   PRIMARY KEY (id, seq));
+CREATE TABLE IF NOT EXISTS plans (event_id TEXT PRIMARY KEY, answer TEXT NOT NULL);
+"""
+
+
+class Snapshot(BaseModel):
+    councils: list[CouncilSpec]
+    deliberations: list[tuple[DeliberationState, list[DeliberationEvent]]]  # oldest first
+    plans: list[PlanDispatch]
+
+
+class StateStore:
+    def __init__(self, path: str) -> None:
+        self.path = Path(path).expanduser()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # check_same_thread=False: opened in the actor's constructor, then used from its one IO thread.
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.executescript(_SCHEMA)
+
+    def load(self) -> Snapshot:
+        q = self._db.execute
+        states = [DeliberationState.model_validate_json(s) for (s,) in
+                  q("SELECT state FROM deliberations ORDER BY created_at, rowid")]
+        events = {s.deliberation_id: [] for s in states}
+        for did, e in q("SELECT id, event FROM events ORDER BY id, seq"):
+            events.setdefault(did, []).append(DeliberationEvent.model_validate_json(e))
+        return Snapshot(
+            councils=[CouncilSpec.model_validate_json(s) for (s,) in q("SELECT spec FROM councils ORDER BY rowid")],
+            deliberations=[(s, events[s.deliberation_id]) for s in states],
+            plans=[PlanDispatch.model_validate_json(a) for (a,) in q("SELECT answer FROM plans")],
+        )
+
+    def put_council(self, spec: CouncilSpec) -> None:
+        self._db.execute("INSERT INTO councils VALUES (?, ?) ON CONFLICT(role) DO UPDATE SET spec = excluded.spec",
+                         (spec.role, spec.model_dump_json()))
+
+    def delete_council(self, role: str) -> None:
+        self._db.execute("DELETE FROM councils WHERE role = ?", (role,))
+
+    def put_state(self, state: DeliberationState) -> None:
+        self._db.execute("INSERT INTO deliberations VALUES (?, ?, ?) "
+                         "ON CONFLICT(id) DO UPDATE SET state = excluded.state",
+                         (state.deliberation_id, state.created_at.isoformat(), state.model_dump_json()))
+
+    def add_event(self, event: DeliberationEvent) -> None:
+        self._db.execute("INSERT OR REPLACE INTO events VALUES (?, ?, ?)",
+                         (event.deliberation_id, event.seq, event.model_dump_json()))
+
+    def delete_deliberation(self, deliberation_id: str) -> None:
+        self._db.execute("DELETE FROM deliberations WHERE id = ?", (deliberation_id,))
+        self._db.execute("DELETE FROM events WHERE id = ?", (deliberation_id,))
+
+    def put_plan(self, answer: PlanDispatch) -> None:
+        self._db.execute("INSERT OR REPLACE INTO plans VALUES (?, ?)", (answer.event_id, answer.model_dump_json()))

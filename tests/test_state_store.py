@@ -1,0 +1,71 @@
+"""Coordinator state survives a restart: councils, deliberations with their records and events, plan
+answers. An unfinished deliberation comes back as failed ("interrupted"), its output kept."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from fleet import DeliberationConfig, EngineSpec, FakeEngineConfig, FleetConfig, Task
+from fleet.config.council import CouncilSpec, NewAgent
+from fleet.config.deliberation import DeliberationRequest
+from fleet.config.plan import PlanApproved
+from fleet.coordinator.coordinator import Coordinator
+
+pytestmark = [pytest.mark.ray, pytest.mark.timeout(300)]
+
+
+def config(path, latency_s=0.0) -> FleetConfig:
+    return FleetConfig(engine=EngineSpec(kind="inproc_fake", fake=FakeEngineConfig(latency_s=latency_s)),
+                       state_path=str(path))
+
+
+async def settle(coordinator: Coordinator) -> None:
+    """Let queued store writes finish (they run on the coordinator's IO thread, in order)."""
+    await asyncio.get_running_loop().run_in_executor(coordinator._io, lambda: None)
+
+
+async def test_a_restarted_coordinator_has_everything_back(ray_session, tmp_path):
+    db = tmp_path / "fleet.sqlite"
+    first = Coordinator(config(db))
+    await first.create_council(CouncilSpec.default("SECURITY", 2, persona="You are a security engineer."))
+    await first.add_agent("SECURITY", NewAgent(lens="You think like an attacker."))
+    record = await first.deliberate(DeliberationRequest(task=Task(description="Harden login"), role="SECURITY",
+                                                        config=DeliberationConfig(rounds=1)))
+    plan = await first.plan_approved(PlanApproved(event_id="evt-1", plan_id="p", story_id="s", roles=["DEV"],
+                                                  task=Task(description="x"), config=DeliberationConfig(rounds=0)))
+    await first.wait(plan.results[0].deliberation_id, 60)
+    events = (await first.events(record.deliberation_id, 0, 0))[0]
+    await settle(first)
+
+    second = Coordinator(config(db))
+    council = await second.get_council("security")
+    assert [a.agent_id for a in council.agents] == ["agent-security-001", "agent-security-002", "agent-security-003"]
+    state = await second.get_deliberation(record.deliberation_id)
+    assert state.status == "done" and state.record == record
+    assert (await second.events(record.deliberation_id, 0, 0)) == (events, True)
+    assert await second.plan_approved(PlanApproved(event_id="evt-1", plan_id="p", story_id="s", roles=["DEV"],
+                                                   task=Task(description="x"))) == plan
+    assert (await second.status())["per_role"]["SECURITY"] == {"completed": 1}
+    assert (await second.status())["store"]["errors"] == 0
+
+
+async def test_an_interrupted_deliberation_comes_back_failed_with_its_output(ray_session, tmp_path):
+    db = tmp_path / "fleet.sqlite"
+    first = Coordinator(config(db, latency_s=0.3))
+    state = await first.submit(DeliberationRequest(task=Task(description="Add caching"), role="DATA",
+                                                   config=DeliberationConfig(rounds=3)))
+    for _ in range(100):  # until the drafts are in
+        if any(e.type == "proposal" for e in first.tracked[state.deliberation_id].events):
+            break
+        await asyncio.sleep(0.1)
+    await settle(first)
+
+    second = Coordinator(config(db))  # the first "crashed": it never finished
+    restored = await second.get_deliberation(state.deliberation_id)
+    assert restored.status == "failed" and "interrupted" in restored.error
+    events, finished = await second.events(state.deliberation_id, 0, 0)
+    assert finished and events[-1].data.status == "failed"
+    assert any(e.type == "proposal" for e in events)
+    first.tracked[state.deliberation_id].task.cancel()
