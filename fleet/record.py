@@ -65,10 +65,6 @@ class ScoreCard(StrictModel):
     total: float = Field(ge=0.0, le=1.0)
     rank: int = Field(ge=1, description="1 = best")
 
-    @property
-    def all_passed(self) -> bool:
-        return all(c.passed for c in self.checks)
-
 
 class Selection(StrictModel):
     winner_id: str
@@ -114,14 +110,6 @@ class DeliberationRecord(StrictModel):
     @property
     def winner_id(self) -> str | None:
         return self.selection.winner_id if self.selection else None
-
-    def latest_proposals(self) -> dict[str, Proposal]:
-        """author_id -> the author's most recent proposal."""
-        latest: dict[str, Proposal] = {}
-        for p in self.proposals:
-            if p.author_id not in latest or p.round >= latest[p.author_id].round:
-                latest[p.author_id] = p
-        return latest
 
     def failed_agents(self) -> set[str]:
         return {f.agent_id for f in self.failures}

@@ -258,8 +258,3 @@ class Deliberation:
         self.record.timings.append(PhaseTiming(phase="select", round=0, wall_ms=(time.perf_counter() - start) * 1000))
         self._check_quorum("select")
 
-
-async def deliberate(request: DeliberationRequest, council: CouncilSpec, pool: AgentPool, scorer: Scorer,
-                     **kwargs: Any) -> DeliberationRecord:
-    """Convenience: `await deliberate(...)` == `await Deliberation(...).run()`."""
-    return await Deliberation(request, council, pool, scorer, **kwargs).run()
