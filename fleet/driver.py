@@ -29,7 +29,7 @@ from fleet.config.inputs import DeliberationInput
 from fleet.config.plan import PlanApproved, PlanDispatch
 from fleet.config.task import Task
 from fleet.coordinator.coordinator import CoordinatorActor
-from fleet.errors import ConflictError, EngineNotReadyError, FleetError, InvalidRequestError
+from fleet.errors import ConflictError, EngineNotReadyError, FleetError, InvalidRequestError, explain
 from fleet.record import DeliberationEvent, DeliberationRecord, DeliberationState
 
 log = logging.getLogger(__name__)
@@ -171,7 +171,7 @@ class Fleet:
                 persona=persona, council=council, judge=judge, sampling=sampling,
             ).to_request(config or self.config.deliberation)
         except ValidationError as e:
-            raise InvalidRequestError(explain(e)) from e
+            raise InvalidRequestError(explain(e.errors())) from e
         return await self.run(request)
 
     async def run(self, request: DeliberationRequest) -> DeliberationRecord:
@@ -191,7 +191,7 @@ class Fleet:
         return await self._call("get_deliberation", deliberation_id)
 
     async def list_deliberations(self, role: str | None = None, status: str | None = None, offset: int = 0,
-                   limit: int = 50) -> tuple[list[DeliberationState], int]:
+                                 limit: int = 50) -> tuple[list[DeliberationState], int]:
         return await self._call("list_deliberations", role, status, offset, limit)
 
     async def cancel(self, deliberation_id: str) -> DeliberationState:
@@ -262,10 +262,3 @@ async def _find_coordinator(config: FleetConfig) -> Any | None:
         return await asyncio.to_thread(ray.get_actor, config.coordinator_name, config.ray.namespace)
     except ValueError:
         return None
-
-
-def explain(e: ValidationError) -> str:
-    """'task.description: ...; config.rounds: ...' from a pydantic error."""
-    return "; ".join(
-        f"{'.'.join(str(p) for p in err['loc']) or 'request'}: {err['msg']}" for err in e.errors()
-    )

@@ -19,6 +19,7 @@ Errors cross Ray actor boundaries, so they must pickle: keep constructor argumen
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 
@@ -89,3 +90,16 @@ class DeliberationFailedError(FleetError):
 
     def __reduce__(self):
         return (type(self), (str(self), self.record))
+
+
+def explain(errors: Sequence[Any]) -> str:
+    """One line from pydantic's `ValidationError.errors()` (FastAPI's included): 'field: what is wrong'.
+
+    >>> explain([{"loc": ("body", "config", "rounds"), "msg": "Input should be >= 0"}])
+    'config.rounds: Input should be >= 0'
+    """
+    def field(loc: Sequence[Any]) -> str:
+        parts = [str(p) for p in loc][1:] if loc and loc[0] == "body" else [str(p) for p in loc]
+        return ".".join(parts) or "request"
+
+    return "; ".join(f"{field(e['loc'])}: {e['msg']}" for e in errors)

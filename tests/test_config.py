@@ -52,8 +52,8 @@ def test_quorum_larger_than_council_is_rejected():
 def test_unknown_role_without_persona_is_not_found_and_custom_role_with_persona_works():
     coordinator = Coordinator(FleetConfig(engine=EngineSpec(kind="inproc_fake")))
     with pytest.raises(NotFoundError, match="no council for role 'SECURITY'"):
-        coordinator.resolve_council(DeliberationRequest(task=Task(description="x"), role="security"))
-    council = coordinator.resolve_council(
+        coordinator.councils.resolve(DeliberationRequest(task=Task(description="x"), role="security"))
+    council = coordinator.councils.resolve(
         DeliberationRequest(task=Task(description="x"), role="security", persona="You are a security engineer.",
                             num_agents=2))
     assert [a.agent_id for a in council.agents] == ["agent-security-001", "agent-security-002"]
@@ -63,7 +63,7 @@ def test_unknown_role_without_persona_is_not_found_and_custom_role_with_persona_
 def test_num_agents_is_honoured_by_resizing_the_registered_council():
     coordinator = Coordinator(FleetConfig(engine=EngineSpec(kind="inproc_fake")))
     for n in (1, 3, 5):
-        council = coordinator.resolve_council(DeliberationRequest(task=Task(description="x"), role="qa",
+        council = coordinator.councils.resolve(DeliberationRequest(task=Task(description="x"), role="qa",
                                                                   num_agents=n))
         assert len(council.agents) == n
         assert council.agents[0].agent_id == "agent-qa-001"

@@ -114,9 +114,6 @@ class Coordinator:
         self._drop_actor(self.councils.remove_agent(role, agent_id).agent_id)
         self._persist("put_council", self.councils.get(role))
 
-    def resolve_council(self, request: DeliberationRequest) -> CouncilSpec:
-        return self.councils.resolve(request)
-
     # -- agents --------------------------------------------------------------------------------
 
     def _actor(self, spec: AgentSpec) -> Any:

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.middleware.base import BaseHTTPMiddleware
 
-from fleet.errors import FleetError, InvalidRequestError
+from fleet.errors import FleetError, InvalidRequestError, explain
 from fleet.record import DeliberationEvent
 
 MAX_BODY_BYTES = 1 << 20  # 1 MiB: a task is text, not a payload
@@ -22,10 +22,6 @@ def _error(status: int, error: str, message: str) -> JSONResponse:
     return JSONResponse(status_code=status, content={"error": error, "message": message})
 
 
-def _explain(errors: list) -> str:
-    return "; ".join(f"{'.'.join(str(p) for p in e['loc'] if p != 'body') or 'body'}: {e['msg']}" for e in errors)
-
-
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(FleetError)
     async def _fleet_error(request: Request, e: FleetError) -> JSONResponse:
@@ -33,11 +29,11 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _request_invalid(request: Request, e: RequestValidationError) -> JSONResponse:
-        return _error(422, InvalidRequestError.__name__, _explain(e.errors()))
+        return _error(422, InvalidRequestError.__name__, explain(e.errors()))
 
     @app.exception_handler(ValidationError)
     async def _model_invalid(request: Request, e: ValidationError) -> JSONResponse:
-        return _error(422, InvalidRequestError.__name__, _explain(e.errors()))
+        return _error(422, InvalidRequestError.__name__, explain(e.errors()))
 
 
 class BodyLimit(BaseHTTPMiddleware):

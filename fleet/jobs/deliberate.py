@@ -23,8 +23,8 @@ from pydantic import Field, ValidationError
 
 from fleet.config.fleet import FleetConfig, load_fleet_config
 from fleet.config.inputs import DeliberationInput
-from fleet.driver import Fleet, explain
-from fleet.errors import DeliberationFailedError, EngineNotReadyError, FleetError
+from fleet.driver import Fleet
+from fleet.errors import DeliberationFailedError, EngineNotReadyError, FleetError, explain
 
 
 class TaskLine(DeliberationInput):
@@ -40,7 +40,7 @@ def read_tasks(path: Path) -> list[TaskLine]:
         try:
             tasks.append(TaskLine.model_validate_json(line))
         except ValidationError as e:
-            errors.append(f"{path}:{n}: {explain(e)}")
+            errors.append(f"{path}:{n}: {explain(e.errors())}")
     ids = [t.id for t in tasks]
     errors += [f"{path}: duplicate id {i!r}" for i in sorted({i for i in ids if ids.count(i) > 1})]
     if errors:
