@@ -1,21 +1,25 @@
 """`fleet` command line: the outermost, and only, synchronous edge.
 
     fleet deliberate "Add rate limiting to the login endpoint" --role DEV --agents 3 --rounds 1
-    fleet deliberate "..." --json > record.json
-    fleet prepare-model            # convert the embedded SmolLM2 once (the first deliberate does it too)
+    fleet deliberate --task-file examples/rate_limiter.json      # a task with visible and hidden tests
+    fleet deliberate "..." --model smollm2 --json > record.json
+    fleet prepare-model            # convert the embedded models once (the first deliberate does it too)
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
 import textwrap
 
 from fleet.config.deliberation import SamplingOverride
+from fleet.config.engine import CODER_MODEL_ID, EMBEDDED_MODELS, SMOL_MODEL_ID
 from fleet.config.fleet import FleetConfig, RayOptions, load_fleet_config
+from fleet.config.task import Task
 from fleet.driver import Fleet
-from fleet.errors import DeliberationFailedError, FleetError, UserError
+from fleet.errors import DeliberationFailedError, FleetError, InvalidRequestError, UserError
 from fleet.record import DeliberationRecord
 
 
@@ -23,7 +27,9 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="fleet", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
     d = sub.add_parser("deliberate", help="run one deliberation and print its record")
-    d.add_argument("task", help="the task description")
+    d.add_argument("task", nargs="?", help="the task description (or --task-file)")
+    d.add_argument("--task-file", help="a Task as JSON (description, requirements, rubric, tests, ...)")
+    d.add_argument("--model", help=f"embedded model: {' or '.join(MODEL_NAMES)} (default: {CODER_MODEL_ID})")
     d.add_argument("--role", default="DEV", help="council role: DEV, QA, ARCHITECT, DEVOPS, DATA or custom")
     d.add_argument("--persona", help="persona for a custom role")
     d.add_argument("--agents", type=int, dest="num_agents", help="council size (default: the council's)")
@@ -38,15 +44,41 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--json", action="store_true", help="print the record as JSON")
     d.add_argument("--full", action="store_true", help="print whole texts, not excerpts")
     d.add_argument("--verbose", action="store_true", help="stream Ray actor and engine logs")
-    sub.add_parser("prepare-model", help="convert the embedded SmolLM2 GGUF into a vLLM-loadable folder")
+    m = sub.add_parser("prepare-model", help="convert embedded GGUF models into vLLM-loadable folders (once)")
+    m.add_argument("--model", default="all", help=f"{' or '.join(MODEL_NAMES)}, or all")
     return p
+
+
+# short name -> embedded model id
+MODEL_NAMES = {"coder": CODER_MODEL_ID, "smollm2": SMOL_MODEL_ID, **{m: m for m in EMBEDDED_MODELS}}
+
+
+def _model_id(name: str) -> str:
+    if name not in MODEL_NAMES:
+        raise InvalidRequestError(f"--model {name!r}: choose one of {sorted(MODEL_NAMES)}")
+    return MODEL_NAMES[name]
+
+
+def _task(args: argparse.Namespace) -> Task | str:
+    if bool(args.task) == bool(args.task_file):
+        raise InvalidRequestError("give the task as text or as --task-file, one of the two")
+    if not args.task_file:
+        return args.task
+    try:
+        with open(args.task_file) as f:
+            return Task.model_validate(json.load(f))
+    except (OSError, ValueError) as e:  # pydantic's ValidationError is a ValueError
+        raise InvalidRequestError(f"--task-file {args.task_file}: {e}") from e
 
 
 def _config(args: argparse.Namespace) -> FleetConfig | None:
     """The fleet to start, or None: join the running fleet, else start the default one."""
-    if not (args.config or args.engine):
+    if not (args.config or args.engine or args.model):
         return None
     cfg = load_fleet_config(args.config) if args.config else FleetConfig()
+    if args.model:
+        engine = {**cfg.engine.model_dump(), "model_id": _model_id(args.model), "model_source": None}
+        cfg = FleetConfig.model_validate({**cfg.model_dump(), "engine": engine})
     if args.engine and args.engine != cfg.engine.kind:
         # Another engine kind is another Serve app: never replace the config's own engine app.
         engine = {**cfg.engine.model_dump(), "kind": args.engine, "app_name": "fleet-engine"}
@@ -55,10 +87,11 @@ def _config(args: argparse.Namespace) -> FleetConfig | None:
 
 
 async def _deliberate(args: argparse.Namespace) -> int:
+    task = _task(args)
     fleet = await Fleet.start(_config(args), ray_options=RayOptions(address=args.address, log_to_driver=args.verbose))
     try:
         record = await fleet.deliberate(
-            args.task, role=args.role, num_agents=args.num_agents, rounds=args.rounds,
+            task, role=args.role, num_agents=args.num_agents, rounds=args.rounds,
             topology=args.topology, k=args.k, persona=args.persona,
             judge=False if args.no_judge else None,
             sampling=SamplingOverride(max_tokens=args.max_tokens) if args.max_tokens else None,
@@ -105,23 +138,38 @@ def render(record: DeliberationRecord, engine_ready_s: float = 0.0, full: bool =
             samp = f"T={a.sampling.temperature} seed={a.sampling.seed}" if a else ""
             out.append(f"[{p.author_id}] {samp}  {p.usage.prompt_tokens} prompt + {p.usage.completion_tokens} "
                        f"completion tok, {p.usage.latency_ms / 1000:.1f} s, {p.usage.finish_reason}")
+            if p.feedback is not None:
+                out.append(f"    checks: {_feedback_line(p.feedback)}")
             out.append(_excerpt(p.content, full))
     if record.scores:
         out.append("\n== scores ==")
-        out.append(f"{'rank':<5}{'agent':<18}{'total':>7}{'checks':>8}{'judge':>7}  checks failed")
+        out.append(f"{'rank':<5}{'agent':<18}{'total':>7}{'tests':>8}{'lint':>6}{'judge':>7}  checks failed")
         for s in record.scores:
-            judge = f"{s.judge.score}/10" if s.judge else "-"
-            failed = ", ".join(f"{c.name} ({c.detail})" for c in s.checks if not c.passed) or "-"
-            out.append(f"{s.rank:<5}{s.author_id:<18}{s.total:>7.3f}{s.checks_score:>8.3f}{judge:>7}  {failed}")
+            tests = [c for c in s.checks if c.name.startswith("tests:") and c.status != "skipped"]
+            passed, total = sum(c.tests_passed or 0 for c in tests), sum(c.tests_total or 0 for c in tests)
+            tcol = f"{passed}/{total}" if tests else "-"
+            lint = next((c for c in s.checks if c.name == "lint"), None)
+            lcol = "-" if lint is None or lint.status == "skipped" else str(lint.detail.split()[0])
+            judge = f"{s.judge.score:.1f}" if s.judge else "-"
+            failed = ", ".join(f"{c.name} ({c.detail})" for c in s.checks if c.status == "failed") or "-"
+            out.append(f"{s.rank:<5}{s.author_id:<18}{s.total:>7.3f}{tcol:>8}{lcol:>6}{judge:>7}  {failed[:160]}")
+            if s.judge and full:
+                out += [f"      judge {c.criterion}: {c.score}/10 {c.reason}" for c in s.judge.criteria]
+        sandbox = next((c.sandbox for s in record.scores for c in s.checks if c.sandbox), None)
+        if sandbox:
+            out.append(f"tests ran in the {sandbox} sandbox; lint = ruff findings; judge = mean criterion score /10")
     if record.selection:
-        out.append(f"\nWINNER: {record.selection.winner_id}  (candidates {record.selection.candidates})")
-        out.append(f"  why: {record.selection.reason}")
+        sel = record.selection
+        by = f"the architect {sel.architect_id}" if sel.method == "architect" else "top total"
+        out.append(f"\nWINNER: {sel.winner_id}  chosen by {by} among {sel.candidates}"
+                   + (f"; runner-up {sel.runner_up}" if sel.runner_up else ""))
+        out.append(f"  why: {sel.reason}")
     out.append("\nfailures: " + ("none" if not record.failures else ""))
     for f in record.failures:
         out.append(f"  {f.agent_id} at {f.stage} round {f.round}: {f.error_type}: {f.message[:300]}")
     for n in record.notes:
         out.append(f"note: {n}")
-    phases = "  ".join(f"{t.phase}{f' r{t.round}' if t.phase in ('critique', 'revise') else ''} "
+    phases = "  ".join(f"{t.phase}{f' r{t.round}' if t.phase in ('critique', 'revise', 'check') else ''} "
                        f"{t.wall_ms / 1000:.1f}s" for t in record.timings)
     secs = record.duration_ms / 1000
     tok = record.tokens
@@ -133,13 +181,29 @@ def render(record: DeliberationRecord, engine_ready_s: float = 0.0, full: bool =
     return "\n".join(out)
 
 
+def _feedback_line(fb) -> str:
+    if not fb.code_found:
+        return "no code block"
+    parts = []
+    if fb.truncated:
+        parts.append("code cut off by max_tokens")
+    if fb.parse_error:
+        parts.append(f"does not parse ({fb.parse_error})")
+    if fb.tests_total:
+        parts.append(f"visible tests {fb.tests_passed}/{fb.tests_total}")
+    parts.append(f"{len(fb.lint)} lint finding(s)")
+    return ", ".join(parts)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "prepare-model":
-            from fleet.engine.model_prep import prepare_embedded_model
+            from fleet.engine.model_prep import prepare_model
 
-            print(prepare_embedded_model())
+            names = sorted(EMBEDDED_MODELS) if args.model == "all" else [_model_id(args.model)]
+            for name in names:
+                print(name, prepare_model(name))
             return 0
         # The one asyncio.run in fleet: this is the synchronous outermost edge.
         return asyncio.run(_deliberate(args))
@@ -147,6 +211,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except FleetError as e:
+        print(f"error: {type(e).__name__}: {e}", file=sys.stderr)
+        return 1
+    except Exception as e:  # uncaught, Ray's excepthook would wait a minute on a dead GCS
         print(f"error: {type(e).__name__}: {e}", file=sys.stderr)
         return 1
 

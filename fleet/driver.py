@@ -23,7 +23,7 @@ from ray import serve
 
 from fleet.config.council import AgentSpec, CouncilSpec, NewAgent
 from fleet.config.deliberation import DeliberationConfig, DeliberationRequest, SamplingOverride
-from fleet.config.engine import EMBEDDED_MODEL_ID, EngineSpec
+from fleet.config.engine import EMBEDDED_MODELS, EngineSpec
 from fleet.config.fleet import FleetConfig, RayOptions
 from fleet.config.inputs import DeliberationInput
 from fleet.config.plan import PlanApproved, PlanDispatch
@@ -60,10 +60,10 @@ def resolve_model_source(engine: EngineSpec) -> str | None:
         return None
     if engine.model_source is not None:
         return engine.model_source
-    if engine.model_id == EMBEDDED_MODEL_ID:
-        from fleet.engine.model_prep import prepare_embedded_model
+    if engine.model_id in EMBEDDED_MODELS:
+        from fleet.engine.model_prep import prepare_model
 
-        return str(prepare_embedded_model(engine.dtype))
+        return str(prepare_model(engine.model_id, engine.dtype))
     raise EngineNotReadyError(f"model {engine.model_id!r} has no model_source")
 
 

@@ -10,7 +10,8 @@ ingress should answer with, so the mapping to HTTP lives here and nowhere else.
     │   └── ConflictError         it exists already                          (409)
     ├── EngineError          an engine call failed (recoverable, per call)     (502)
     │   ├── EngineTimeoutError    the call ran past its timeout              (504)
-    │   └── EngineNotReadyError   no engine deployment to talk to            (503)
+    │   ├── EngineNotReadyError   no engine deployment to talk to            (503)
+    │   └── EngineDeadError       the engine process died; Serve restarts it (503)
     ├── AgentCallError       an agent actor failed or died (wraps the cause)   (502)
     └── DeliberationFailedError   too few agents left (quorum), or cancelled (500)
 
@@ -63,6 +64,14 @@ class EngineTimeoutError(EngineError):
 
 class EngineNotReadyError(EngineError):
     http_status = 503
+
+
+class EngineDeadError(EngineError):
+    """The engine's process died (vLLM's EngineDeadError): every request in flight on it is lost and
+    Serve replaces the replica. Retry after the restart (`retry_after_s`)."""
+
+    http_status = 503
+    retry_after_s = 30
 
 
 class AgentCallError(FleetError):

@@ -13,7 +13,7 @@ from pydantic import Field
 from fleet.config._base import StrictModel
 from fleet.config.task import Task
 
-Stage = Literal["setup", "generate", "critique", "revise", "judge"]
+Stage = Literal["setup", "generate", "critique", "revise", "judge", "select"]
 
 
 class CallUsage(StrictModel):
@@ -27,6 +27,41 @@ class CallUsage(StrictModel):
     latency_ms: float = Field(ge=0)
     finish_reason: Literal["stop", "length", "abort"]
     served_by: str = ""
+    retries: int = Field(default=0, ge=0, description="re-sent because the engine had died and restarted")
+
+
+class ExecutionFeedback(StrictModel):
+    """What a proposal's code did against the *visible* tests and the linter: shown to its author
+    (and its critics) to revise by. Hidden tests never contribute to it."""
+
+    code_found: bool
+    truncated: bool = Field(default=False, description="its code block was cut off by max_tokens")
+    parse_error: str | None = None
+    lint: list[str] = Field(default_factory=list, description="ruff findings")
+    tests_passed: int = Field(default=0, ge=0)
+    tests_total: int = Field(default=0, ge=0, description="0: the task has no visible tests")
+    failure: str = Field(default="", description="the first failing visible test's output, truncated")
+
+    @property
+    def all_passed(self) -> bool:
+        return self.tests_total > 0 and self.tests_passed == self.tests_total
+
+    def render(self) -> str:
+        """>>> ExecutionFeedback(code_found=True, tests_passed=1, tests_total=2, failure="E  assert 3 == 4").render()
+        'Visible tests: 1/2 passed. First failure:\nE  assert 3 == 4\nLint: no findings.'
+        """
+        if not self.code_found:
+            return "No Python code block was found: put the whole solution in one ```python block."
+        lines = []
+        if self.truncated:
+            lines.append("The code block was cut off (too long): write shorter, complete code.")
+        if self.parse_error:
+            lines.append(f"The code does not parse: {self.parse_error}.")
+        if self.tests_total:
+            lines.append(f"Visible tests: {self.tests_passed}/{self.tests_total} passed."
+                         + (f" First failure:\n{self.failure.strip()}" if self.failure.strip() else ""))
+        lines.append("Lint: " + ("; ".join(self.lint[:8]) if self.lint else "no findings") + ".")
+        return "\n".join(lines)
 
 
 class GenerateRequest(StrictModel):
@@ -38,6 +73,7 @@ class CritiqueRequest(StrictModel):
     round: int = Field(ge=1)
     author_id: str = Field(description="whose proposal is reviewed")
     proposal: str
+    feedback: ExecutionFeedback | None = None
 
 
 class ReceivedCritique(StrictModel):
@@ -49,7 +85,27 @@ class ReviseRequest(StrictModel):
     task: Task
     round: int = Field(ge=1)
     proposal: str = Field(description="the author's own current proposal")
-    critiques: list[ReceivedCritique] = Field(min_length=1)
+    critiques: list[ReceivedCritique] = Field(default_factory=list)
+    feedback: ExecutionFeedback | None = Field(default=None, description="its code against the visible tests")
+
+
+class Candidate(StrictModel):
+    author_id: str
+    content: str
+    summary: str = Field(description="its scores, as the architect reads them")
+
+
+class SelectRequest(StrictModel):
+    task: Task
+    candidates: list[Candidate] = Field(min_length=2)
+
+
+class Decision(StrictModel):
+    """The architect's structured choice among the candidates."""
+
+    winner: str
+    runner_up: str
+    reasons: str
 
 
 class AgentReply(StrictModel):

@@ -15,7 +15,7 @@ from fleet.config._base import StrictModel
 from fleet.config.council import CouncilSpec
 from fleet.config.deliberation import DeliberationConfig
 from fleet.config.task import Task
-from fleet.messages import CallUsage, Stage
+from fleet.messages import CallUsage, ExecutionFeedback, Stage
 
 
 class Proposal(StrictModel):
@@ -24,6 +24,8 @@ class Proposal(StrictModel):
     round: int = Field(ge=0, description="0: first draft; r: revised in round r")
     content: str
     usage: CallUsage
+    feedback: ExecutionFeedback | None = Field(
+        default=None, description="its code against the visible tests and the linter (what its author is shown)")
 
 
 class Critique(StrictModel):
@@ -43,26 +45,45 @@ class AgentFailure(StrictModel):
 
 
 class Check(StrictModel):
-    """One scoring check on a proposal."""
+    """One scoring check on a proposal: passed, failed, or skipped (does not apply)."""
 
     name: str
-    passed: bool
+    status: Literal["passed", "failed", "skipped"]
     score: float = Field(ge=0.0, le=1.0)
     detail: str = ""
+    tests_passed: int | None = Field(default=None, ge=0)
+    tests_total: int | None = Field(default=None, ge=0)
+    output: str = Field(default="", description="the first failure's output, truncated")
+    sandbox: str | None = Field(default=None, description="where the tests ran: bwrap or rlimit")
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "passed"
+
+
+class CriterionScore(StrictModel):
+    criterion: str
+    score: int = Field(ge=1, le=10)
+    reason: str
 
 
 class JudgeVerdict(StrictModel):
-    score: int = Field(ge=1, le=10)
-    reason: str
+    criteria: list[CriterionScore] = Field(min_length=1, description="one score and reason per rubric criterion")
     usage: CallUsage
+
+    @property
+    def score(self) -> float:
+        """The mean criterion score, 1..10."""
+        return sum(c.score for c in self.criteria) / len(self.criteria)
 
 
 class ScoreCard(StrictModel):
     author_id: str
     checks: list[Check]
-    checks_score: float = Field(ge=0.0, le=1.0, description="mean of the checks' scores")
     judge: JudgeVerdict | None = None
-    total: float = Field(ge=0.0, le=1.0)
+    components: dict[str, float] = Field(
+        default_factory=dict, description="tests / lint / judge / structure in 0..1, those that apply")
+    total: float = Field(ge=0.0, le=1.0, description="weighted mean of the components (config.scoring)")
     rank: int = Field(ge=1, description="1 = best")
 
 
@@ -70,11 +91,14 @@ class Selection(StrictModel):
     winner_id: str
     candidates: list[str] = Field(min_length=1, description="the top-k considered, best first")
     reason: str
-    method: str
+    method: Literal["architect", "top-score"]
+    runner_up: str | None = None
+    architect_id: str | None = Field(default=None, description="the ARCHITECT agent that chose (method architect)")
+    usage: CallUsage | None = None
 
 
 class PhaseTiming(StrictModel):
-    phase: Literal["setup", "generate", "critique", "revise", "score", "select"]
+    phase: Literal["setup", "generate", "check", "critique", "revise", "score", "select"]
     round: int = Field(ge=0)
     wall_ms: float = Field(ge=0)
 

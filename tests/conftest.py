@@ -17,8 +17,6 @@ import yaml
 
 ROOT = Path(__file__).parent.parent
 
-ROOT = Path(__file__).parent.parent
-
 # Engine workers and the driver: no hub, no telemetry. Set before Ray starts.
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -54,7 +52,9 @@ def ray_session():
 
     if ray.is_initialized():
         ray.shutdown()
-    ray.init(num_cpus=NUM_CPUS, resources={"fleet_engine": 1000}, namespace="fleet-tests",
+    # address="local": always a fresh local cluster, never a head another test started and left in
+    # /tmp/ray/ray_current_cluster (test_job's head).
+    ray.init(address="local", num_cpus=NUM_CPUS, resources={"fleet_engine": 1000}, namespace="fleet-tests",
              log_to_driver=False, include_dashboard=False)
     yield ray
     from ray import serve
@@ -76,16 +76,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def cpu_app_args(**overrides) -> dict:
-    """serve_configs/cpu.yaml's args, with test-sized overrides (shorter completions)."""
+def cpu_app_args(model_id: str = "smollm2", **overrides) -> dict:
+    """serve_configs/cpu.yaml's args with test-sized overrides: SmolLM2 by default (the plumbing
+    tiers only need a fast real engine), shorter completions."""
     args = yaml.safe_load((ROOT / "serve_configs" / "cpu.yaml").read_text())["applications"][0]["args"]
-    return {**args, **overrides}
+    return {**args, "engine": {**args["engine"], "model_id": model_id}, **overrides}
 
 
 @pytest.fixture(scope="session")
 def fleet_app(ray_session, tmp_path_factory):
-    """The whole fleet as `serve run serve_configs/cpu.yaml` deploys it (SmolLM2 on vLLM's CPU build
-    + the HTTP ingress), once for the suite, on a free loopback port. Yields the base URL."""
+    """The whole fleet as `serve run serve_configs/cpu.yaml` deploys it (vLLM's CPU build + the HTTP
+    ingress; SmolLM2 for speed), once for the suite, on a free loopback port. Yields the base URL."""
     from ray import serve
 
     from fleet.serve_app import build_app
@@ -107,6 +108,20 @@ async def real_fleet(fleet_app):
         cpu_app_args(max_tokens=96, coordinator_name="fleet-tests-real", state_path=None)))
     yield fleet
     await fleet.shutdown()
+
+
+@pytest.fixture(scope="session")
+async def coder_fleet(ray_session):
+    """The embedded default model (Qwen2.5-Coder-0.5B) in an engine app of its own, for the tests of
+    grounded judgement. Its placement group takes the second of the session's 2 logical CPUs."""
+    from fleet import Fleet, FleetConfig
+
+    args = cpu_app_args(model_id="qwen2.5-coder-0.5b", max_tokens=256, coordinator_name="fleet-tests-coder",
+                        state_path=None)
+    args["engine"] = {**args["engine"], "app_name": "fleet-coder"}
+    fleet = await Fleet.start(FleetConfig.model_validate(args))
+    yield fleet
+    await fleet.shutdown(engine=True)
 
 
 def pytest_report_header(config):

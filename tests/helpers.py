@@ -7,6 +7,7 @@ from fleet.config.council import CouncilSpec
 from fleet.config.deliberation import DeliberationConfig, DeliberationRequest
 from fleet.config.engine import FakeEngineConfig
 from fleet.config.task import Rubric, Task
+from fleet.coordinator.councils import CouncilRegistry
 from fleet.coordinator.deliberation import Deliberation
 from fleet.coordinator.pool import LocalPool
 from fleet.engine.fake import FakeEngine
@@ -22,12 +23,15 @@ def make_task(**kw) -> Task:
 
 
 def local_deliberation(n: int = 3, rounds: int = 1, topology: str = "all_pairs", judge: bool = True,
-                       engine: FakeEngine | None = None, role: str = "DEV", **cfg) -> tuple[Deliberation, FakeEngine]:
-    """A deliberation over in-process agents sharing one fake engine (so its call log is complete)."""
+                       engine: FakeEngine | None = None, role: str = "DEV", task: Task | None = None,
+                       **cfg) -> tuple[Deliberation, FakeEngine]:
+    """A deliberation over in-process agents sharing one fake engine (so its call log is complete),
+    with the standing architect in the pool."""
     engine = engine or FakeEngine(FakeEngineConfig())
     council = CouncilSpec.default(role, n)
-    pool = LocalPool({a.agent_id: Agent(a, engine, "fake") for a in council.agents})
-    request = DeliberationRequest(task=make_task(), role=role,
-                                  config=DeliberationConfig(rounds=rounds, topology=topology, judge=judge, **cfg))
-    scorer = RubricScorer(Judge(engine, "fake") if judge else None)
-    return Deliberation(request, council, pool, scorer), engine
+    architect = CouncilRegistry([], 3, 256).architect_for(council)
+    pool = LocalPool({a.agent_id: Agent(a, engine, "fake") for a in [*council.agents, architect]})
+    config = DeliberationConfig(rounds=rounds, topology=topology, judge=judge, **cfg)
+    request = DeliberationRequest(task=task or make_task(), role=role, config=config)
+    scorer = RubricScorer(Judge(engine, "fake") if judge else None, config.sandbox)
+    return Deliberation(request, council, pool, scorer, architect_id=architect.agent_id), engine

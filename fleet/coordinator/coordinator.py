@@ -160,10 +160,13 @@ class Coordinator:
         try:
             async with self._slots:
                 tracked.set_status("running")
-                pool = ActorPool({a.agent_id: self._actor(a) for a in council.agents})
+                architect = self.councils.architect_for(council) if request.config.architect else None
+                members = council.agents + ([architect] if architect else [])
+                pool = ActorPool({a.agent_id: self._actor(a) for a in members})
                 judge = (Judge(self.engine, self.config.engine.model_id, request.config.judge_max_tokens)
                          if request.config.judge else None)
-                run = Deliberation(request, council, pool, RubricScorer(judge), did, on_event=tracked.emit)
+                run = Deliberation(request, council, pool, RubricScorer(judge, request.config.sandbox), did,
+                                   on_event=tracked.emit, architect_id=architect.agent_id if architect else None)
                 try:
                     record = await run.run()
                 except asyncio.CancelledError:

@@ -8,9 +8,9 @@ request's sampling override applied to every agent.
 
 from __future__ import annotations
 
-from fleet.config.council import MAX_AGENTS, AgentSpec, CouncilSpec, NewAgent
+from fleet.config.council import MAX_AGENTS, AgentSpec, CouncilSpec, NewAgent, Sampling
 from fleet.config.deliberation import DeliberationRequest
-from fleet.config.roles import LENSES, is_builtin
+from fleet.config.roles import LENSES, ROLE_PERSONAS, is_builtin
 from fleet.errors import ConflictError, NotFoundError
 
 
@@ -24,6 +24,18 @@ class CouncilRegistry:
         if role not in self.councils:
             raise NotFoundError(f"no council for role {role!r}; councils: {sorted(self.councils)}")
         return self.councils[role]
+
+    def architect_for(self, council: CouncilSpec) -> AgentSpec:
+        """Who selects the winner of `council`'s deliberation: the first agent of the ARCHITECT
+        council that is not one of its authors, else a standing selector with the ARCHITECT persona."""
+        authors = {a.agent_id for a in council.agents}
+        registered = self.councils.get("ARCHITECT")
+        for agent in registered.agents if registered else []:
+            if agent.agent_id not in authors:
+                return agent
+        return AgentSpec(agent_id="agent-architect-selector", role="ARCHITECT", persona=ROLE_PERSONAS["ARCHITECT"],
+                         lens="You choose what ships, and you trust test results over claims.",
+                         sampling=Sampling(temperature=0.0, max_tokens=self.max_tokens, seed=7))
 
     def create(self, spec: CouncilSpec) -> CouncilSpec:
         if spec.role in self.councils:

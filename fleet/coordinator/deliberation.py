@@ -1,4 +1,4 @@
-"""One deliberation: generate -> (critique -> revise) x rounds -> score -> select.
+"""One deliberation: generate -> check -> (critique -> revise -> check) x rounds -> score -> select.
 
 `Deliberation(request, council, pool, scorer).run()` drives the stages over an `AgentPool`. Each
 stage fans out all of its calls at once and gathers them under the per-call and per-stage timeouts.
@@ -6,6 +6,12 @@ A call that fails takes its agent out of the deliberation: the failure is record
 message), the agent's real earlier output stays in the record, and nothing stands in for it. After
 each stage the live agents must still reach the quorum, otherwise `DeliberationFailedError` is
 raised carrying the partial record. Cancelling `run()` cancels every call in flight.
+
+`check` runs each new proposal's code against the task's *visible* tests and the linter (in the
+sandbox); the result is stored on the proposal and shown to its author and critics in the next
+round. When every live proposal passes all visible tests, the remaining rounds are skipped
+(`early_stop`). `select`: an ARCHITECT agent chooses among the top k by total; if it fails, the top
+total wins and the record says why.
 
 What this file leaves out: where agents live (the pool), how proposals are measured (the scorer).
 """
@@ -26,10 +32,13 @@ from fleet.coordinator.topology import review_pairs
 from fleet.errors import AgentCallError, DeliberationFailedError, EngineTimeoutError
 from fleet.messages import (
     AgentReply,
+    Candidate,
     CritiqueRequest,
+    ExecutionFeedback,
     GenerateRequest,
     ReceivedCritique,
     ReviseRequest,
+    SelectRequest,
     Stage,
 )
 from fleet.record import (
@@ -39,9 +48,12 @@ from fleet.record import (
     EventType,
     PhaseTiming,
     Proposal,
+    ScoreCard,
+    Selection,
     TokenTotals,
 )
-from fleet.scoring.ranking import rank, select_top_k
+from fleet.scoring.judge import checks_summary
+from fleet.scoring.ranking import rank, select_top_score
 from fleet.scoring.scorer import Scorer
 
 
@@ -62,10 +74,13 @@ class Deliberation:
         scorer: Scorer,
         deliberation_id: str | None = None,
         on_event: Callable[[EventType, Any], None] | None = None,
+        architect_id: str | None = None,
     ) -> None:
         """on_event(type, payload) is called synchronously for every proposal, critique, revision,
-        failure, score card and the winner, in order (the coordinator turns them into SSE events)."""
+        failure, score card and the winner, in order (the coordinator turns them into SSE events).
+        architect_id: the pool's agent that selects among the top k (None: the top total wins)."""
         self.request, self.council, self.pool, self.scorer = request, council, pool, scorer
+        self.architect_id = architect_id
         self._on_event = on_event
         self.cfg = request.config
         n = len(council.agents)
@@ -83,14 +98,33 @@ class Deliberation:
         )
         self.live: list[str] = [a.agent_id for a in council.agents]
         self._noted_failures = 0
+        self.current: dict[str, Proposal] = {}  # author -> its latest proposal
 
     def _emit(self, kind: EventType, payload: Any) -> None:
         if self._on_event is not None:
             self._on_event(kind, payload)
 
-    def _add_proposal(self, proposal: Proposal) -> None:
-        self.record.proposals.append(proposal)
-        self._emit("proposal" if proposal.round == 0 else "revision", proposal)
+    async def _add_proposals(self, round_: int, replies: dict[Hashable, Any]) -> None:
+        """Check each new proposal's code against the visible tests (one `check` phase), then
+        record and announce it."""
+        start = time.perf_counter()
+        authors = list(replies)
+        feedback = await asyncio.gather(*(self.scorer.feedback(self.request.task, self.council.role,
+                                                              replies[a].content) for a in authors))
+        if any(f is not None for f in feedback):
+            self.record.timings.append(
+                PhaseTiming(phase="check", round=round_, wall_ms=(time.perf_counter() - start) * 1000))
+        for a, fb in zip(authors, feedback, strict=True):
+            reply = replies[a]
+            proposal = Proposal(author_id=a, role=self.council.role, round=round_, content=reply.content,
+                                usage=reply.usage, feedback=fb)
+            self.record.proposals.append(proposal)
+            self.current[a] = proposal
+            self._emit("proposal" if round_ == 0 else "revision", proposal)
+
+    def _all_pass_visible(self) -> bool:
+        fbs = [self.current[a].feedback for a in self.live]
+        return bool(fbs) and all(f is not None and f.all_passed for f in fbs)
 
     # -- stage machinery -------------------------------------------------------------------------
 
@@ -146,7 +180,7 @@ class Deliberation:
             self.live.remove(agent_id)
 
     def _check_quorum(self, after: str) -> None:
-        failed = sorted(self.record.failed_agents() - {"judge"})
+        failed = sorted(self.record.failed_agents() & {a.agent_id for a in self.council.agents})
         if failed:
             self.record.status = "degraded"
         if len(self.live) < self.quorum:
@@ -182,38 +216,41 @@ class Deliberation:
             raise DeliberationFailedError(msg, self.record) from e
 
     async def _run(self) -> DeliberationRecord:
-        task, role = self.request.task, self.council.role
+        task = self.request.task
         # Agents connect to their engine first, so stage timings measure deliberation, not start-up.
         await self._fan_out("setup", 0, {a: (a, lambda a=a: self.pool.call(a, "ready")) for a in self.live})
         self._check_quorum("setup")
         gen = GenerateRequest(task=task)
         replies = await self._fan_out("generate", 0, {
             a: (a, lambda a=a: self.pool.call(a, "generate", gen)) for a in self.live})
-        current: dict[str, str] = {}
-        for a, reply in replies.items():
-            self._add_proposal(Proposal(author_id=a, role=role, round=0, content=reply.content, usage=reply.usage))
-            current[a] = reply.content
+        await self._add_proposals(0, replies)
         self._check_quorum("generate")
 
         for r in range(1, self.cfg.rounds + 1):
             if len(self.live) < 2:
                 self.record.notes.append(f"round {r}: skipped review, fewer than 2 live agents")
                 break
-            await self._review_round(r, current)
+            if self.cfg.early_stop and self._all_pass_visible():
+                self.record.notes.append(f"early stop: every live proposal passes all visible tests after "
+                                         f"{'the drafts' if r == 1 else f'round {r - 1}'}; rounds {r}.."
+                                         f"{self.cfg.rounds} skipped")
+                break
+            await self._review_round(r)
         if self.cfg.rounds == 0:
             self.record.notes.append("rounds=0: review skipped as requested")
 
-        await self._score_and_select({a: current[a] for a in self.live})
+        await self._score_and_select({a: self.current[a].content for a in self.live})
         self._finish()
         return self.record
 
-    async def _review_round(self, r: int, current: dict[str, str]) -> None:
-        task, role = self.request.task, self.council.role
+    async def _review_round(self, r: int) -> None:
+        task, current = self.request.task, self.current
         pairs = review_pairs(list(self.live), self.cfg.topology)
         max_tokens = self.cfg.critique_max_tokens
         calls: dict[Hashable, tuple[str, Callable[[], Awaitable[AgentReply]]]] = {}
         for critic, author in pairs:
-            req = CritiqueRequest(task=task, round=r, author_id=author, proposal=current[author])
+            req = CritiqueRequest(task=task, round=r, author_id=author, proposal=current[author].content,
+                                  feedback=current[author].feedback)
             calls[(critic, author)] = (critic, lambda c=critic, q=req: self.pool.call(c, "critique", q,
                                                                                       max_tokens=max_tokens))
         replies = await self._fan_out("critique", r, calls)
@@ -226,18 +263,18 @@ class Deliberation:
                 received[author].append(ReceivedCritique(critic_id=critic, content=reply.content))
         self._check_quorum(f"critique round {r}")
 
-        unreviewed = [a for a in self.live if not received.get(a)]
-        if unreviewed:
-            self.record.notes.append(f"round {r}: {unreviewed} received no critique and keep their proposal")
+        # An author revises with the critiques it received and what its code did; one with neither keeps it.
+        revisers = [a for a in self.live if received.get(a) or _worth_revising(current[a].feedback)]
+        kept = [a for a in self.live if a not in revisers]
+        if kept:
+            self.record.notes.append(f"round {r}: {kept} received no critique and keep their proposal")
         revise_calls: dict[Hashable, tuple[str, Callable[[], Awaitable[AgentReply]]]] = {}
-        for a in self.live:
-            if received.get(a):
-                req = ReviseRequest(task=task, round=r, proposal=current[a], critiques=received[a])
-                revise_calls[a] = (a, lambda a=a, q=req: self.pool.call(a, "revise", q))
+        for a in revisers:
+            req = ReviseRequest(task=task, round=r, proposal=current[a].content, critiques=received.get(a, []),
+                                feedback=current[a].feedback)
+            revise_calls[a] = (a, lambda a=a, q=req: self.pool.call(a, "revise", q))
         replies = await self._fan_out("revise", r, revise_calls)
-        for a, reply in replies.items():
-            self._add_proposal(Proposal(author_id=a, role=role, round=r, content=reply.content, usage=reply.usage))
-            current[a] = reply.content
+        await self._add_proposals(r, replies)
         self._check_quorum(f"revise round {r}")
 
     async def _score_and_select(self, finals: dict[str, str]) -> None:
@@ -248,13 +285,57 @@ class Deliberation:
             self._emit("failure", failure)
         self.record.notes += outcome.notes
         self.record.usage += [s.judge.usage for s in outcome.scored if s.judge]
-        self.record.scores = rank({s.author_id: (s.checks, s.judge) for s in outcome.scored}, self.cfg.judge_weight)
+        self.record.scores = rank({s.author_id: (s.checks, s.judge) for s in outcome.scored}, self.cfg.weights)
         self.record.timings.append(PhaseTiming(phase="score", round=0, wall_ms=(time.perf_counter() - start) * 1000))
         start = time.perf_counter()
         for card in self.record.scores:
             self._emit("score", card)
-        self.record.selection = select_top_k(self.record.scores, self.request.task.k)
+        try:
+            self.record.selection = await self._select(finals)
+        finally:
+            self.record.timings.append(
+                PhaseTiming(phase="select", round=0, wall_ms=(time.perf_counter() - start) * 1000))
         self._emit("winner", self.record.selection)
-        self.record.timings.append(PhaseTiming(phase="select", round=0, wall_ms=(time.perf_counter() - start) * 1000))
         self._check_quorum("select")
 
+    async def _select(self, finals: dict[str, str]) -> Selection:
+        """The architect's choice among the top k; the top total when k=1, no architect, or it fails."""
+        k, cards = self.request.task.k, self.record.scores
+        top = cards[:k]
+        if len(top) < 2 or not self.cfg.architect or self.architect_id is None:
+            why = ("k=1: the top total wins" if k == 1 else "one candidate" if len(top) < 2
+                   else "no architect: the top total wins")
+            return select_top_score(cards, k, why)
+        request = SelectRequest(task=self.request.task,
+                                candidates=[Candidate(author_id=c.author_id, content=finals[c.author_id],
+                                                      summary=_card_summary(c)) for c in top])
+        try:
+            decision, reply = await asyncio.wait_for(
+                self.pool.call(self.architect_id, "select", request), self.cfg.timeouts.call_s)
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            err = EngineTimeoutError(f"call ran past {self.cfg.timeouts.call_s}s") if isinstance(e, TimeoutError) else e
+            failure = AgentFailure(agent_id=self.architect_id, stage="select", round=0, error_type=_error_type(err),
+                                   message=str(err)[:2000])
+            self.record.failures.append(failure)
+            self._emit("failure", failure)
+            return select_top_score(cards, k, f"the architect {self.architect_id} failed ({failure.error_type}), "
+                                              "so the top total wins")
+        self.record.usage.append(reply.usage)
+        return Selection(winner_id=decision.winner, candidates=[c.author_id for c in top], runner_up=decision.runner_up,
+                         reason=decision.reasons, method="architect", architect_id=self.architect_id,
+                         usage=reply.usage)
+
+
+def _worth_revising(feedback: ExecutionFeedback | None) -> bool:
+    """Whether the checks alone give an author something to fix."""
+    if feedback is None:
+        return False
+    return (not feedback.code_found or feedback.truncated or feedback.parse_error is not None
+            or bool(feedback.lint) or feedback.tests_passed < feedback.tests_total)
+
+
+def _card_summary(card: ScoreCard) -> str:
+    judge = (f"\n- judge: {card.judge.score:.1f}/10" if card.judge else "")
+    return f"{checks_summary(card.checks)}{judge}\n- total: {card.total:.3f} (rank {card.rank})"

@@ -87,13 +87,19 @@ class FakeEngine(EngineClient):
 
     @staticmethod
     def _json(schema: dict[str, Any], h: int) -> str:
-        out: dict[str, Any] = {}
-        for name, prop in schema.get("properties", {}).items():
-            if prop.get("type") == "integer":
-                lo, hi = prop.get("minimum", 0), prop.get("maximum", 10)
-                out[name] = lo + h % (hi - lo + 1)
-            elif prop.get("type") == "number":
-                out[name] = float(prop.get("minimum", 0))
-            else:
-                out[name] = f"fake verdict {h % 97}"[: prop.get("maxLength", 200)]
-        return json.dumps(out)
+        return json.dumps(_fill(schema, h))
+
+
+def _fill(schema: dict[str, Any], h: int) -> Any:
+    """A value that satisfies `schema` (objects, enums, bounded integers/numbers, strings)."""
+    if "enum" in schema:
+        return schema["enum"][h % len(schema["enum"])]
+    kind = schema.get("type")
+    if kind == "object":
+        return {name: _fill(prop, _digest(h, name)) for name, prop in schema.get("properties", {}).items()}
+    if kind == "integer":
+        lo, hi = schema.get("minimum", 0), schema.get("maximum", 10)
+        return lo + h % (hi - lo + 1)
+    if kind == "number":
+        return float(schema.get("minimum", 0))
+    return f"fake verdict {h % 97}"[: schema.get("maxLength", 200)]

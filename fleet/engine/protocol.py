@@ -8,7 +8,9 @@
 
 Implementations: `ServeLLMClient` (vLLM in Ray Serve via `ray.serve.llm`) and `FakeEngine`
 (deterministic, for logic tests). What this file leaves out: streaming (deliberation stages need
-whole texts) and any retry policy (a failed call is a failed agent, by design).
+whole texts) and retries: a failed call is a failed agent, by design. The one exception lives in
+`ServeLLMClient`: a request the engine lost because its process died is sent again (bounded, and
+counted in `ChatResult.retries`) once Serve has restarted the replica.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ class ChatResult(StrictModel):
     finish_reason: Literal["stop", "length", "abort"]
     latency_ms: float = Field(ge=0)
     served_by: str = Field(default="", description="the engine's fingerprint (backend, node)")
+    retries: int = Field(default=0, ge=0, description="times it was re-sent because the engine had died")
 
 
 class EngineClient(abc.ABC):

@@ -1,20 +1,23 @@
-"""Deterministic checks on a proposal's text: does it contain what its role asks for?
+"""The checks a proposal gets: its code parsed, linted and run against the task's tests in the
+sandbox, plus a text-only structure check. `grade()` gives the score checks (visible and hidden
+tests); `feedback()` gives what an author may see (visible tests and lint only).
 
-Each check returns a `Check` with a score in [0, 1]. They are real but shallow: sections present,
-role-specific content, Python that parses, substantive length. Execution-grounded checks (lint,
-run tests in a sandbox) plug in beside these through the same `CheckFn` signature.
-
->>> round(coverage_check("My approach: a token bucket. Risk: clock skew.").score, 2)
-0.67
+    >>> round(coverage_check("My approach: a token bucket. Risk: clock skew.").score, 2)
+    0.67
 """
 
 from __future__ import annotations
 
-import ast
+import asyncio
 import re
 from collections.abc import Callable
 
+from fleet.config.scoring import SandboxLimits
+from fleet.config.task import Task, TestSuite
+from fleet.messages import ExecutionFeedback
 from fleet.record import Check
+from fleet.scoring.code import PARSE_THREAD, CodeExtract, extract_code, lint
+from fleet.scoring.sandbox import SandboxRun, run_tests
 
 CheckFn = Callable[[str, str], Check | None]  # (role, text) -> Check, or None when not applicable
 
@@ -40,7 +43,7 @@ _CODE_BLOCK = re.compile(r"```([a-zA-Z0-9_+-]*)\n(.*?)(?:```|\Z)", re.S)
 def coverage_check(text: str, role: str = "") -> Check:
     lower = text.lower()
     found = [name for name, pat in _SECTIONS.items() if re.search(pat, lower)]
-    return Check(name="coverage", passed=len(found) == len(_SECTIONS), score=len(found) / len(_SECTIONS),
+    return Check(name="coverage", status=_status(len(found) == len(_SECTIONS)), score=len(found) / len(_SECTIONS),
                  detail=f"found {found or 'none'} of {list(_SECTIONS)}")
 
 
@@ -50,41 +53,103 @@ def role_content_check(role: str, text: str) -> Check | None:
         return None
     lower = text.lower()
     hits = [g for g in groups if re.search(g, lower)]
-    return Check(name="role_content", passed=len(hits) >= len(groups) - 1, score=len(hits) / len(groups),
+    return Check(name="role_content", status=_status(len(hits) >= len(groups) - 1), score=len(hits) / len(groups),
                  detail=f"{len(hits)}/{len(groups)} kinds of {role} content")
-
-
-def python_check(role: str, text: str) -> Check | None:
-    """Every Python block must parse. DEV proposals must contain code; other roles only if they show some."""
-    blocks = [body for lang, body in _CODE_BLOCK.findall(text) if lang.lower() in ("", "python", "py")]
-    if not blocks:
-        if role == "DEV":
-            return Check(name="python_parses", passed=False, score=0.0, detail="no code block")
-        return None
-    errors = []
-    for i, body in enumerate(blocks):
-        try:
-            ast.parse(body)
-        except SyntaxError as e:
-            errors.append(f"block {i + 1}: line {e.lineno}: {e.msg}")
-    ok = len(blocks) - len(errors)
-    return Check(name="python_parses", passed=not errors, score=ok / len(blocks),
-                 detail="; ".join(errors) or f"{len(blocks)} block(s) parse")
 
 
 def length_check(role: str, text: str, min_words: int = 80) -> Check:
     words = len(text.split())
-    return Check(name="length", passed=words >= min_words, score=min(1.0, words / min_words),
+    return Check(name="length", status=_status(words >= min_words), score=min(1.0, words / min_words),
                  detail=f"{words} words (want >= {min_words})")
 
 
-DEFAULT_CHECKS: tuple[CheckFn, ...] = (
-    lambda role, text: coverage_check(text),
-    role_content_check,
-    python_check,
-    length_check,
-)
+def _status(ok: bool) -> str:
+    return "passed" if ok else "failed"
 
 
-def run_checks(role: str, text: str, checks: tuple[CheckFn, ...] = DEFAULT_CHECKS) -> list[Check]:
-    return [c for c in (fn(role, text) for fn in checks) if c is not None]
+TEXT_CHECKS: tuple[CheckFn, ...] = (lambda role, text: coverage_check(text), role_content_check, length_check)
+
+
+def structure_check(role: str, text: str) -> Check:
+    """The text-only checks folded into one (they weigh little: config.scoring)."""
+    parts = [c for c in (fn(role, text) for fn in TEXT_CHECKS) if c is not None]
+    return Check(name="structure", status=_status(all(c.passed for c in parts)),
+                 score=sum(c.score for c in parts) / len(parts),
+                 detail="; ".join(f"{c.name}: {c.detail}" for c in parts))
+
+
+def expects_code(task: Task, role: str) -> bool:
+    return task.language is not None or role == "DEV"
+
+
+async def _extract(text: str) -> CodeExtract:
+    return await asyncio.get_running_loop().run_in_executor(PARSE_THREAD, extract_code, text)
+
+
+def code_check(code: CodeExtract, expected: bool) -> Check:
+    if code.code is None:
+        return Check(name="parses", status="failed" if expected else "skipped", score=0.0, detail="no code block")
+    if code.parse_error:
+        cut = " (its block was cut off by max_tokens)" if code.truncated else ""
+        return Check(name="parses", status="failed", score=0.0, detail=f"does not parse: {code.parse_error}{cut}")
+    cut = "; its last block was cut off by max_tokens" if code.truncated else ""
+    return Check(name="parses", status="passed", score=1.0, detail=f"{code.blocks} block(s) parse{cut}")
+
+
+def lint_check(code: CodeExtract, findings: list[str] | None) -> Check:
+    if findings is None:
+        return Check(name="lint", status="skipped", score=0.0, detail="no code that parses")
+    return Check(name="lint", status=_status(not findings), score=max(0.0, 1.0 - 0.1 * len(findings)),
+                 detail=f"{len(findings)} ruff finding(s)" + (f": {'; '.join(findings[:5])}" if findings else ""))
+
+
+async def _run_suites(code: CodeExtract, suites: list[TestSuite], limits: SandboxLimits) -> list[SandboxRun]:
+    return list(await asyncio.gather(*(run_tests(code.code or "", s, limits) for s in suites)))
+
+
+def tests_check(name: str, runs: list[SandboxRun]) -> Check:
+    if not runs:
+        return Check(name=name, status="skipped", score=0.0, detail="no such tests")
+    passed, total = sum(r.passed for r in runs), sum(r.total for r in runs)
+    first = next((r for r in runs if r.error or r.passed < r.total), None)
+    detail = f"{passed}/{total} passed in the {runs[0].sandbox} sandbox"
+    if first is not None and first.error:
+        detail += f"; {first.error}"
+    return Check(name=name, status=_status(total > 0 and passed == total), score=passed / total if total else 0.0,
+                 detail=detail, tests_passed=passed, tests_total=total, sandbox=runs[0].sandbox,
+                 output=(first.output if first else "")[:2000])
+
+
+async def _code_and_lint(text: str) -> tuple[CodeExtract, list[str] | None]:
+    code = await _extract(text)
+    findings = await lint(code.code) if code.code is not None and code.parse_error is None else None
+    return code, findings
+
+
+async def grade(task: Task, role: str, text: str, limits: SandboxLimits) -> list[Check]:
+    """Every check of a final proposal: parses, lint, visible and hidden tests, structure."""
+    expected = expects_code(task, role)
+    code, findings = await _code_and_lint(text)
+    checks = [code_check(code, expected), lint_check(code, findings)]
+    visible = [t for t in task.tests if t.visible]
+    hidden = [t for t in task.tests if not t.visible]
+    checks.append(tests_check("tests:visible", await _run_suites(code, visible, limits)))
+    checks.append(tests_check("tests:hidden", await _run_suites(code, hidden, limits)))
+    checks.append(structure_check(role, text))
+    return checks
+
+
+async def feedback(task: Task, role: str, text: str, limits: SandboxLimits) -> ExecutionFeedback | None:
+    """What the author may see of its code: the visible tests' results and the lint findings.
+    None when the task asks for no code."""
+    if not expects_code(task, role):
+        return None
+    code, findings = await _code_and_lint(text)
+    if code.code is None:
+        return ExecutionFeedback(code_found=False)
+    runs = await _run_suites(code, task.visible_tests, limits)
+    failed = next((r for r in runs if r.error or r.passed < r.total), None)
+    failure = "" if failed is None else (f"{failed.error}\n" if failed.error else "") + failed.output
+    return ExecutionFeedback(code_found=True, truncated=code.truncated, parse_error=code.parse_error,
+                             lint=findings or [], tests_passed=sum(r.passed for r in runs),
+                             tests_total=sum(r.total for r in runs), failure=failure[:1500])

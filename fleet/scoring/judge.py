@@ -1,35 +1,62 @@
-"""The LLM judge: one schema-constrained call per proposal, answered as {"score": 1-10, "reason"}."""
+"""The LLM judge: one schema-constrained call per proposal, scoring every rubric criterion.
+
+The schema has one property per criterion, each `{"score": 1..10, "reason": "..."}` with bounded
+strings (a small model otherwise rambles inside a string until max_tokens). The judge reads the
+proposal and a summary of its checks (tests passed, lint findings): judgement grounded in what the
+code did, not in how confident the prose sounds. It never sees a test's source.
+"""
 
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from pydantic import ValidationError
 
-from fleet.agents.prompts import JUDGE_SCHEMA, judge_messages
+from fleet.agents.prompts import judge_messages
 from fleet.config.task import Task
 from fleet.engine.protocol import ChatRequest, EngineClient
 from fleet.errors import EngineError
 from fleet.messages import CallUsage
-from fleet.record import JudgeVerdict
+from fleet.record import Check, CriterionScore, JudgeVerdict
 
 JUDGE_ID = "judge"
 
 
+def judge_schema(criteria: list[str]) -> dict[str, Any]:
+    """>>> judge_schema(["security"])["required"]
+    ['security']"""
+    entry = {
+        "type": "object",
+        "properties": {"reason": {"type": "string", "maxLength": 160},
+                       "score": {"type": "integer", "minimum": 1, "maximum": 10}},
+        "required": ["reason", "score"],
+        "additionalProperties": False,
+    }
+    return {"type": "object", "properties": {c: entry for c in criteria}, "required": list(criteria),
+            "additionalProperties": False}
+
+
+def checks_summary(checks: list[Check]) -> str:
+    """One line per check that applies, as the judge and the architect read it."""
+    return "\n".join(f"- {c.name}: {c.status}, {c.detail}" for c in checks if c.status != "skipped")
+
+
 class Judge:
-    def __init__(self, engine: EngineClient, model: str, max_tokens: int = 96, seed: int = 7) -> None:
+    def __init__(self, engine: EngineClient, model: str, max_tokens: int = 256, seed: int = 7) -> None:
         self.engine, self.model, self.max_tokens, self.seed = engine, model, max_tokens, seed
 
-    async def verdict(self, task: Task, author_id: str, proposal: str) -> JudgeVerdict:
+    async def verdict(self, task: Task, author_id: str, proposal: str, checks: list[Check]) -> JudgeVerdict:
         """Raises `EngineError` when the call fails or the answer is not the schema's JSON."""
+        criteria = list(task.rubric.criteria)
         result = await self.engine.chat(
             ChatRequest(
                 model=self.model,
-                messages=judge_messages(task, proposal),
+                messages=judge_messages(task, proposal, checks_summary(checks)),
                 temperature=0.0,
                 max_tokens=self.max_tokens,
                 seed=self.seed,
-                json_schema=JUDGE_SCHEMA,
+                json_schema=judge_schema(criteria),
                 tags={"agent_id": JUDGE_ID, "stage": "judge", "author_id": author_id},
             )
         )
@@ -38,6 +65,9 @@ class Judge:
                           finish_reason=result.finish_reason, served_by=result.served_by)
         try:
             data = json.loads(result.text)
-            return JudgeVerdict(score=data["score"], reason=str(data["reason"]), usage=usage)
+            scores = [CriterionScore(criterion=c, score=data[c]["score"], reason=str(data[c]["reason"]))
+                      for c in criteria]
+            return JudgeVerdict(criteria=scores, usage=usage)
         except (json.JSONDecodeError, KeyError, TypeError, ValidationError) as e:
-            raise EngineError(f"judge answer for {author_id} is not valid JSON verdict: {result.text[:200]!r}") from e
+            raise EngineError(f"judge answer for {author_id} is not a valid verdict "
+                              f"({result.finish_reason}): {result.text[:200]!r}") from e

@@ -1,45 +1,78 @@
-"""Turn checks and verdicts into ranked score cards, and select the winner among the top k."""
+"""Turn checks and verdicts into ranked score cards, and the fallback selection (top total).
+
+Components and weights: `fleet.config.scoring` (tests, then lint, then the judge, then structure).
+The architect's choice among the top k lives in the deliberation (an agent call); this file only
+measures and orders.
+"""
 
 from __future__ import annotations
 
+from fleet.config.scoring import ScoreWeights
 from fleet.record import Check, JudgeVerdict, ScoreCard, Selection
 
 
-def total_score(checks: list[Check], judge: JudgeVerdict | None, judge_weight: float = 0.3) -> tuple[float, float]:
-    """(checks_score, total). The judge's 1-10 maps to 0-1 and weighs `judge_weight`.
+def components(checks: list[Check], judge: JudgeVerdict | None) -> dict[str, float]:
+    """The 0..1 components that apply to a proposal.
 
-    >>> total_score([Check(name="a", passed=True, score=1.0)], None)
-    (1.0, 1.0)
+    >>> components([Check(name="tests:hidden", status="failed", score=0.5, tests_passed=1, tests_total=2)], None)
+    {'tests': 0.5}
     """
-    checks_score = sum(c.score for c in checks) / len(checks) if checks else 0.0
-    if judge is None:
-        return checks_score, checks_score
-    return checks_score, (1 - judge_weight) * checks_score + judge_weight * (judge.score - 1) / 9
+    by_name = {c.name: c for c in checks}
+    out: dict[str, float] = {}
+    tests = [c for c in checks if c.name.startswith("tests:") and c.status != "skipped"]
+    total = sum(c.tests_total or 0 for c in tests)
+    if tests:
+        out["tests"] = sum(c.tests_passed or 0 for c in tests) / total if total else 0.0
+    parses, lint = by_name.get("parses"), by_name.get("lint")
+    if parses is not None and parses.status != "skipped":
+        out["lint"] = lint.score if parses.passed and lint is not None else 0.0
+    if judge is not None:
+        out["judge"] = (judge.score - 1) / 9
+    if "structure" in by_name:
+        out["structure"] = by_name["structure"].score
+    return out
 
 
-def rank(results: dict[str, tuple[list[Check], JudgeVerdict | None]], judge_weight: float = 0.3) -> list[ScoreCard]:
-    """author_id -> (checks, verdict) ==> score cards, best first; ties go to the lower author id."""
-    rows = [(author, checks, judge, *total_score(checks, judge, judge_weight))
-            for author, (checks, judge) in results.items()]
-    rows.sort(key=lambda r: (-r[4], r[0]))
+def total_score(parts: dict[str, float], weights: ScoreWeights) -> float:
+    """Weighted mean over the components present (absent ones renormalise the rest).
+
+    >>> total_score({"tests": 1.0, "judge": 0.0}, ScoreWeights(tests=0.6, lint=0.2, judge=0.2, structure=0))
+    0.75
+    """
+    w = weights.model_dump()
+    denom = sum(w[k] for k in parts)
+    return sum(w[k] * v for k, v in parts.items()) / denom if denom else 0.0
+
+
+def rank(results: dict[str, tuple[list[Check], JudgeVerdict | None]], weights: ScoreWeights) -> list[ScoreCard]:
+    """author_id -> (checks, verdict) ==> score cards, best first. Ties: tests, lint, judge, then
+    the lower author id."""
+    rows = []
+    for author, (checks, judge) in results.items():
+        parts = components(checks, judge)
+        total = round(total_score(parts, weights), 4)
+        key = (-total, -parts.get("tests", 0.0), -parts.get("lint", 0.0), -parts.get("judge", 0.0), author)
+        rows.append((key, author, checks, judge, parts, total))
+    rows.sort(key=lambda r: r[0])
     return [
-        ScoreCard(author_id=a, checks=c, checks_score=round(cs, 4), judge=j, total=round(t, 4), rank=i + 1)
-        for i, (a, c, j, cs, t) in enumerate(rows)
+        ScoreCard(author_id=a, checks=c, judge=j, components={k: round(v, 4) for k, v in p.items()}, total=t,
+                  rank=i + 1)
+        for i, (_, a, c, j, p, t) in enumerate(rows)
     ]
 
 
-def select_top_k(cards: list[ScoreCard], k: int) -> Selection:
+def select_top_score(cards: list[ScoreCard], k: int, why: str = "") -> Selection:
     """The highest total among the top k wins; the reason names the margin and the failed checks."""
     if not cards:
         raise ValueError("nothing to select from")
     candidates = cards[:k]
     best = candidates[0]
-    parts = [f"{best.author_id} has the highest total {best.total:.3f} among the top {len(candidates)}"]
+    parts = [why] if why else []
+    parts.append(f"{best.author_id} has the highest total {best.total:.3f} among the top {len(candidates)}")
     if len(candidates) > 1:
         parts.append(f"ahead of {candidates[1].author_id} by {best.total - candidates[1].total:.3f}")
-    failed = [c.name for c in best.checks if not c.passed]
-    parts.append(f"failed checks: {failed}" if failed else "it passed every check")
-    if best.judge:
-        parts.append(f"judge gave {best.judge.score}/10: {best.judge.reason}")
+    failed = [c.name for c in best.checks if c.status == "failed"]
+    parts.append(f"failed checks: {failed}" if failed else "no check failed")
     return Selection(winner_id=best.author_id, candidates=[c.author_id for c in candidates],
+                     runner_up=candidates[1].author_id if len(candidates) > 1 else None,
                      reason="; ".join(parts), method="top-score")

@@ -1,28 +1,27 @@
 """The pluggable scorer interface and the default implementation.
 
 A `Scorer` gets the final proposal of every live agent and returns, per author, its checks and
-(optionally) a judge verdict, plus any judge failures. Ranking and selection stay outside, so a
-scorer only measures. `RubricScorer` = deterministic checks + an optional LLM judge; if the judge
-fails for any proposal, no verdict is used for any (scores must stay comparable) and it says so.
+(optionally) a judge verdict, plus any judge failures; `feedback` gives what an author may see of
+its own code between rounds (visible tests and lint). Ranking and selection stay outside, so a
+scorer only measures. `RubricScorer` = the checks of `fleet.scoring.checks` + an optional LLM
+judge; if the judge fails for any proposal, no verdict is used for any (totals must stay
+comparable) and it says so.
 """
 
 from __future__ import annotations
 
 import abc
 import asyncio
-from concurrent.futures import ThreadPoolExecutor
 
 from pydantic import Field
 
 from fleet.config._base import StrictModel
+from fleet.config.scoring import SandboxLimits
 from fleet.config.task import Task
+from fleet.messages import ExecutionFeedback
 from fleet.record import AgentFailure, Check, JudgeVerdict
-from fleet.scoring.checks import DEFAULT_CHECKS, CheckFn, run_checks
+from fleet.scoring import checks as checks_mod
 from fleet.scoring.judge import JUDGE_ID, Judge
-
-# One thread for every check in the process, across concurrent deliberations: CPython 3.11's
-# ast.parse is not thread-safe ("AST constructor recursion depth mismatch", gh-106905).
-_CHECKS_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fleet-checks")
 
 
 class ScoredProposal(StrictModel):
@@ -42,23 +41,29 @@ class Scorer(abc.ABC):
     async def score(self, task: Task, role: str, proposals: dict[str, str], call_timeout_s: float) -> ScoringOutcome:
         """proposals: author_id -> final text. Must not raise for one bad proposal."""
 
+    async def feedback(self, task: Task, role: str, text: str) -> ExecutionFeedback | None:
+        """What the author may see of its code (visible tests, lint); None: nothing to show."""
+        return None
+
 
 class RubricScorer(Scorer):
-    def __init__(self, judge: Judge | None = None, checks: tuple[CheckFn, ...] = DEFAULT_CHECKS) -> None:
-        self.judge, self.checks = judge, checks
+    def __init__(self, judge: Judge | None = None, limits: SandboxLimits | None = None) -> None:
+        self.judge, self.limits = judge, limits or SandboxLimits()
+
+    async def feedback(self, task: Task, role: str, text: str) -> ExecutionFeedback | None:
+        return await checks_mod.feedback(task, role, text, self.limits)
 
     async def score(self, task: Task, role: str, proposals: dict[str, str], call_timeout_s: float) -> ScoringOutcome:
         authors = list(proposals)
-        # Checks may grow into real work (parsing, sandboxes): keep them off the event loop.
-        checks = await asyncio.get_running_loop().run_in_executor(
-            _CHECKS_THREAD, lambda: [run_checks(role, proposals[a], self.checks) for a in authors])
+        graded = await asyncio.gather(*(checks_mod.grade(task, role, proposals[a], self.limits) for a in authors))
         outcome = ScoringOutcome(
-            scored=[ScoredProposal(author_id=a, checks=c) for a, c in zip(authors, checks, strict=True)])
+            scored=[ScoredProposal(author_id=a, checks=c) for a, c in zip(authors, graded, strict=True)])
         if self.judge is None:
-            outcome.notes.append("judge disabled: totals are the checks' mean")
+            outcome.notes.append("judge disabled: totals leave it out")
             return outcome
         verdicts = await asyncio.gather(
-            *(asyncio.wait_for(self.judge.verdict(task, a, proposals[a]), call_timeout_s) for a in authors),
+            *(asyncio.wait_for(self.judge.verdict(task, a, proposals[a], c), call_timeout_s)
+              for a, c in zip(authors, graded, strict=True)),
             return_exceptions=True,
         )
         for author, v in zip(authors, verdicts, strict=True):
@@ -68,7 +73,7 @@ class RubricScorer(Scorer):
                 outcome.failures.append(AgentFailure(agent_id=JUDGE_ID, stage="judge", round=0,
                                                      error_type=type(v).__name__, message=f"{author}: {v}"))
         if outcome.failures:
-            outcome.notes.append(f"judge failed on {len(outcome.failures)} proposal(s): totals use checks only")
+            outcome.notes.append(f"judge failed on {len(outcome.failures)} proposal(s): totals leave it out")
         else:
             for s, v in zip(outcome.scored, verdicts, strict=True):
                 s.judge = v

@@ -1,0 +1,86 @@
+"""Find the code in a proposal, and lint it. Nothing here runs the code (see sandbox.py).
+
+    >>> extract_code("Here:\\n```python\\ndef f():\\n    return 1\\n```\\nDone.").code
+    'def f():\\n    return 1'
+    >>> extract_code("```python\\ndef f():\\n    retu").truncated      # cut off by max_tokens
+    True
+"""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import json
+import os
+import re
+import shutil
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+from fleet.config._base import StrictModel
+
+_FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)(```|\Z)", re.S)
+_PYTHON = ("", "python", "py", "python3")
+_DEFINES = re.compile(r"^(?:async\s+def|def|class|import|from)\b", re.M)
+# Every ast.parse of model-written code in the process runs on this one thread, across concurrent
+# deliberations: CPython 3.11's parser is not thread-safe ("AST constructor recursion depth
+# mismatch", gh-106905).
+PARSE_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fleet-parse")
+# ruff's default selection (pyflakes + the E4/E7/E9 subset) plus bugbear; line length is not a finding.
+LINT_RULES = "E4,E7,E9,F,B"
+
+
+class CodeExtract(StrictModel):
+    code: str | None = None
+    blocks: int = 0
+    truncated: bool = False  # a code block opened and never closed: cut off by max_tokens
+    parse_error: str | None = None
+
+
+def extract_code(text: str) -> CodeExtract:
+    """The proposal's Python: every fenced Python block that defines or imports something, in order
+    (or every Python block when none does); a whole reply that parses as code counts too."""
+    blocks, truncated = [], False
+    for lang, body, close in _FENCE.findall(text):
+        if lang.lower() in _PYTHON:
+            blocks.append(body.strip("\n"))
+            truncated = truncated or not close
+    if not blocks:
+        if _DEFINES.search(text) and _parses(text) is None:
+            blocks = [text.strip("\n")]
+        else:
+            return CodeExtract()
+    chosen = [b for b in blocks if _DEFINES.search(b)] or blocks
+    code = "\n\n\n".join(chosen).strip("\n")
+    return CodeExtract(code=code, blocks=len(blocks), truncated=truncated, parse_error=_parses(code))
+
+
+def _parses(code: str) -> str | None:
+    try:
+        ast.parse(code)
+    except SyntaxError as e:
+        return f"line {e.lineno}: {e.msg}"
+    except ValueError as e:  # null bytes
+        return str(e)
+    return None
+
+
+def _ruff() -> str:
+    here = os.path.join(os.path.dirname(sys.executable), "ruff")
+    found = here if os.access(here, os.X_OK) else shutil.which("ruff")
+    if found is None:
+        raise RuntimeError("ruff is not installed (it is one of fleet's dependencies)")
+    return found
+
+
+async def lint(code: str) -> list[str]:
+    """ruff's findings on `code`, one line each ('F821 line 3: Undefined name `x`')."""
+    proc = await asyncio.create_subprocess_exec(
+        _ruff(), "check", "--isolated", "--no-cache", "--select", LINT_RULES, "--output-format", "json",
+        "--stdin-filename", "solution.py", "-",
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await proc.communicate(code.encode())
+    if proc.returncode not in (0, 1):
+        raise RuntimeError(f"ruff failed ({proc.returncode}): {err.decode(errors='replace')[:300]}")
+    return [f"{d.get('code') or 'syntax'} line {d['location']['row']}: {d['message']}"
+            for d in json.loads(out or b"[]")]

@@ -1,0 +1,66 @@
+"""Grounded judgement on the embedded default model (Qwen2.5-Coder-0.5B on vLLM's CPU build): the
+judge separates a known-good from a known-bad proposal, and a deliberation on a task with tests runs
+them in the sandbox, feeds the visible results back, and lets the architect choose."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from fleet import DeliberationConfig
+from fleet.config.task import Task
+from fleet.engine.serve_llm import engine_client
+from fleet.scoring.checks import grade
+from fleet.scoring.judge import Judge
+
+pytestmark = [pytest.mark.engine, pytest.mark.timeout(900)]
+
+TASK = Task.model_validate(json.loads((Path(__file__).parent.parent / "examples" / "rate_limiter.json").read_text()))
+GOOD = """```python
+def allow_request(timestamps, now, limit, window_s):
+    recent = [t for t in timestamps if now - t < window_s]
+    return len(recent) < limit
+```
+It counts the logins inside the window and allows the request while they are fewer than the limit."""
+BAD = """```python
+def allow_request(timestamps, now, limit, window_s):
+    timestamps.append(now)
+    return True
+```
+It always allows the request."""
+
+
+async def test_the_judge_scores_a_good_proposal_above_a_bad_one(coder_fleet):
+    engine = coder_fleet.config.engine
+    judge = Judge(engine_client(engine), engine.model_id, max_tokens=256)
+    verdicts = {}
+    for name, text in (("good", GOOD), ("bad", BAD)):
+        checks = await grade(TASK, "DEV", text, DeliberationConfig().sandbox)
+        verdicts[name] = await judge.verdict(TASK, name, text, checks)
+    assert [c.criterion for c in verdicts["good"].criteria] == list(TASK.rubric.criteria)
+    assert verdicts["good"].score > verdicts["bad"].score, verdicts
+
+
+async def test_a_deliberation_with_tests_on_the_default_model(coder_fleet):
+    record = await coder_fleet.deliberate(TASK, role="DEV", num_agents=2, rounds=1,
+                                          config=DeliberationConfig(early_stop=False))
+    assert record.status in ("completed", "degraded"), record.failures
+    # every proposal's code ran against the visible tests (2) in the sandbox; hidden ones only graded
+    for p in record.proposals:
+        assert p.feedback is not None
+        assert p.feedback.tests_total == (2 if p.feedback.code_found else 0)
+    for card in record.scores:
+        tests = {c.name: c for c in card.checks}
+        assert tests["tests:visible"].tests_total == 2 and tests["tests:hidden"].tests_total == 4
+        assert tests["tests:hidden"].sandbox in ("bwrap", "rlimit")
+        assert set(card.components) >= {"tests", "structure"}
+    assert "check" in {t.phase for t in record.timings}
+    # k=2 with 2 candidates: the architect chose, or its failure is recorded and the top total won
+    sel = record.selection
+    assert sel.winner_id in sel.candidates and len(sel.candidates) == 2
+    if sel.method == "architect":
+        assert sel.runner_up in sel.candidates and sel.reason and sel.usage.completion_tokens > 0
+    else:
+        assert any(f.stage == "select" for f in record.failures)
