@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from fleet import DeliberationConfig
-from fleet.config.task import Task
+from fleet.config.task import Rubric, Task
 from fleet.engine.serve_llm import engine_client
 from fleet.scoring.checks import grade
 from fleet.scoring.judge import Judge
@@ -33,13 +33,17 @@ It always allows the request."""
 
 
 async def test_the_judge_scores_a_good_proposal_above_a_bad_one(coder_fleet):
+    # Criteria a wrong answer cannot meet by being short (the demo's "simplicity" would reward BAD).
+    task = TASK.model_copy(update={"rubric": Rubric(criteria={
+        "correctness": "allow_request follows the rule exactly, including the window boundary and limit 0.",
+        "safety": "It leaves its input unchanged and never allows a login beyond the limit."})})
     engine = coder_fleet.config.engine
     judge = Judge(engine_client(engine), engine.model_id, max_tokens=256)
     verdicts = {}
     for name, text in (("good", GOOD), ("bad", BAD)):
-        checks = await grade(TASK, "DEV", text, DeliberationConfig().sandbox)
-        verdicts[name] = await judge.verdict(TASK, name, text, checks)
-    assert [c.criterion for c in verdicts["good"].criteria] == list(TASK.rubric.criteria)
+        checks = await grade(task, "DEV", text, DeliberationConfig().sandbox)
+        verdicts[name] = await judge.verdict(task, name, text, checks)
+    assert [c.criterion for c in verdicts["good"].criteria] == ["correctness", "safety"]
     assert verdicts["good"].score > verdicts["bad"].score, verdicts
 
 

@@ -145,7 +145,7 @@ async def test_the_judge_reads_the_checks_but_never_a_test_source():
     checks = await grade(TASK, "DEV", WRONG, LIMITS)
     await Judge(engine, "fake").verdict(TASK, "agent-dev-001", WRONG, checks)
     prompt = "\n".join(m.content for m in engine.calls[0].messages)
-    assert "tests:hidden: failed, 0/2 passed" in prompt
+    assert "tests:hidden: 0 of 2 tests passed (FAILED)" in prompt and "assert -1 == 3" in prompt  # visible
     assert "test_negative" not in prompt and "10**12" not in prompt
 
 

@@ -45,9 +45,9 @@ _REVISE_CODE = (
     "at most one sentence on what you changed."
 )
 _JUDGE = (
-    "Here is a proposal for this task:\n\n{proposal}\n\n{checks}"
+    "{checks}The proposal:\n\n{proposal}\n\n"
     "Score the proposal on each criterion from 1 (fails it) to 10 (fully meets it), with a one-sentence "
-    "reason. Answer in JSON."
+    "reason. Code that fails tests is wrong: it scores at most 4 on correctness. Answer in JSON."
 )
 _SELECT = (
     "Your council's best candidates, with the results of their automatic checks:\n\n{candidates}\n\n"
@@ -91,7 +91,7 @@ def revise_messages(agent: AgentSpec, task: Task, proposal: str, critiques: list
 
 
 def judge_messages(task: Task, proposal: str, checks: str = "") -> list[ChatMessage]:
-    checks = f"Automatic checks of its code:\n{checks}\n\n" if checks else ""
+    checks = f"Results of running the proposal's code against the task's tests:\n{checks}\n\n" if checks else ""
     return [
         ChatMessage(role="system", content="You are a strict, fair reviewer of engineering proposals."),
         _user(task, _JUDGE.format(proposal=proposal, checks=checks)),

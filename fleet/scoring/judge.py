@@ -1,9 +1,11 @@
 """The LLM judge: one schema-constrained call per proposal, scoring every rubric criterion.
 
-The schema has one property per criterion, each `{"score": 1..10, "reason": "..."}` with bounded
+The schema has one property per criterion, each `{"reason": "...", "score": 1..10}` with bounded
 strings (a small model otherwise rambles inside a string until max_tokens). The judge reads the
-proposal and a summary of its checks (tests passed, lint findings): judgement grounded in what the
-code did, not in how confident the prose sounds. It never sees a test's source.
+results of running the code first (tests passed, the first failing assertion, lint), then the
+proposal, and is told that failing code cannot meet a correctness criterion: without that the
+embedded 0.5B model gave 10/10 to a function that always returned True (measured). It never sees a
+test's source.
 """
 
 from __future__ import annotations
@@ -24,8 +26,10 @@ JUDGE_ID = "judge"
 
 
 def judge_schema(criteria: list[str]) -> dict[str, Any]:
-    """>>> judge_schema(["security"])["required"]
-    ['security']"""
+    """
+    >>> judge_schema(["security"])["required"]
+    ['security']
+    """
     entry = {
         "type": "object",
         "properties": {"reason": {"type": "string", "maxLength": 160},
@@ -38,8 +42,25 @@ def judge_schema(criteria: list[str]) -> dict[str, Any]:
 
 
 def checks_summary(checks: list[Check]) -> str:
-    """One line per check that applies, as the judge and the architect read it."""
-    return "\n".join(f"- {c.name}: {c.status}, {c.detail}" for c in checks if c.status != "skipped")
+    r"""One line per check that applies, as the judge and the architect read it; failed *visible*
+    tests add their first failing assertion. Hidden tests give counts only: the architect is an agent.
+
+    >>> checks_summary([Check(name="tests:visible", status="failed", score=0.5, tests_passed=1, tests_total=2,
+    ...                       output="E   assert 3 == 4")])
+    '- tests:visible: 1 of 2 tests passed (FAILED)\n    E   assert 3 == 4'
+    """
+    lines = []
+    for c in checks:
+        if c.status == "skipped":
+            continue
+        if c.tests_total is None:
+            lines.append(f"- {c.name}: {c.status}, {c.detail}")
+            continue
+        line = f"- {c.name}: {c.tests_passed} of {c.tests_total} tests passed" + (" (FAILED)" if not c.passed else "")
+        shown = c.output.splitlines() if c.name == "tests:visible" else []
+        asserts = [x.strip() for x in shown if x.strip().startswith("E ") or "assert" in x][:2]
+        lines.append(line + "".join(f"\n    {a[:200]}" for a in asserts))
+    return "\n".join(lines)
 
 
 class Judge:
