@@ -69,3 +69,21 @@ async def test_an_interrupted_deliberation_comes_back_failed_with_its_output(ray
     assert finished and events[-1].data.status == "failed"
     assert any(e.type == "proposal" for e in events)
     first.tracked[state.deliberation_id].task.cancel()
+
+
+async def test_rows_an_older_fleet_wrote_are_reported_not_fatal(ray_session, tmp_path):
+    db = tmp_path / "fleet.sqlite"
+    first = Coordinator(config(db))
+    record = await first.deliberate(DeliberationRequest(task=Task(description="Add a cache"), role="DEV",
+                                                        config=DeliberationConfig(rounds=0)))
+    await settle(first)
+    import sqlite3
+
+    with sqlite3.connect(db) as conn:  # a row in the shape an older version wrote
+        conn.execute("INSERT INTO deliberations VALUES ('delib-old', '2026-01-01', '{\"status\": \"done\"}')")
+    second = Coordinator(config(db))
+    assert (await second.get_deliberation(record.deliberation_id)).status == "done"
+    status = await second.status()
+    assert status["store"]["errors"] == 1 and "delib-old" in status["store"]["last_error"]
+    with sqlite3.connect(db) as conn:  # left in the file, untouched
+        assert conn.execute("SELECT count(*) FROM deliberations WHERE id = 'delib-old'").fetchone() == (1,)

@@ -48,6 +48,9 @@ class Coordinator:
         self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fleet-store")
         self.store_errors: list[str] = []
         snapshot = self.store.load() if self.store else None
+        if snapshot and snapshot.unreadable:
+            self.store_errors.append(f"load: {len(snapshot.unreadable)} deliberation(s) written by an older fleet "
+                                     f"no longer validate and were left in the file: {snapshot.unreadable[:5]}")
         councils = (snapshot.councils if snapshot else None) or config.startup_councils()
         self.councils = CouncilRegistry(councils, config.council_size, config.max_tokens)
         if self.store and not snapshot.councils:

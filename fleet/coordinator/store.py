@@ -2,8 +2,11 @@
 
 One SQLite file (stdlib `sqlite3`), written through as things change, read once when a coordinator
 starts. A deliberation that was queued or running when its coordinator stopped comes back `failed`
-("interrupted"), with everything it had produced. All methods block: the coordinator runs them on
-one dedicated thread, in order. What this leaves out: sharing one file between coordinators.
+("interrupted"), with everything it had produced. A row an older fleet wrote that no longer
+validates is left in the file untouched and counted in `Snapshot.unreadable` (the coordinator reports
+it) instead of stopping the coordinator from starting. All methods block: the coordinator runs them
+on one dedicated thread, in order. What this leaves out: sharing one file between coordinators, and
+migrations (those come with the versioned schema of a later change).
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from fleet.config.council import CouncilSpec
 from fleet.config.plan import PlanDispatch
@@ -30,6 +33,7 @@ class Snapshot(BaseModel):
     councils: list[CouncilSpec]
     deliberations: list[tuple[DeliberationState, list[DeliberationEvent]]]  # oldest first
     plans: list[PlanDispatch]
+    unreadable: list[str] = []  # ids of deliberations whose stored state or events no longer validate
 
 
 class StateStore:
@@ -43,15 +47,23 @@ class StateStore:
 
     def load(self) -> Snapshot:
         q = self._db.execute
-        states = [DeliberationState.model_validate_json(s) for (s,) in
-                  q("SELECT state FROM deliberations ORDER BY created_at, rowid")]
-        events = {s.deliberation_id: [] for s in states}
+        states, unreadable = [], set()
+        for did, s in q("SELECT id, state FROM deliberations ORDER BY created_at, rowid"):
+            try:
+                states.append(DeliberationState.model_validate_json(s))
+            except ValidationError:
+                unreadable.add(did)
+        events: dict[str, list[DeliberationEvent]] = {s.deliberation_id: [] for s in states}
         for did, e in q("SELECT id, event FROM events ORDER BY id, seq"):
-            events.setdefault(did, []).append(DeliberationEvent.model_validate_json(e))
+            try:
+                events.setdefault(did, []).append(DeliberationEvent.model_validate_json(e))
+            except ValidationError:
+                unreadable.add(did)
         return Snapshot(
             councils=[CouncilSpec.model_validate_json(s) for (s,) in q("SELECT spec FROM councils ORDER BY rowid")],
-            deliberations=[(s, events[s.deliberation_id]) for s in states],
+            deliberations=[(s, events[s.deliberation_id]) for s in states if s.deliberation_id not in unreadable],
             plans=[PlanDispatch.model_validate_json(a) for (a,) in q("SELECT answer FROM plans")],
+            unreadable=sorted(unreadable),
         )
 
     def put_council(self, spec: CouncilSpec) -> None:
