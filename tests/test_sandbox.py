@@ -115,3 +115,16 @@ async def test_doctest_examples_count_each_example(mode):
     suite = TestSuite(kind="doctest", source=">>> add(1, 2)\n3\n>>> add(2, 2)\n4\n")
     run = await run_tests("def add(a, b):\n    return 3\n", suite, limits(mode))
     assert (run.passed, run.total) == (1, 2) and "add(2, 2)" in run.output
+
+
+def test_a_python_under_a_masked_dir_is_bound_back(monkeypatch):
+    """A checkout (and its venv) under /tmp, which the sandbox replaces with a private tmpfs, must still
+    run: seen when CI cloned into /tmp ("bwrap: execvp .../.venv/bin/python: No such file")."""
+    from fleet.scoring import sandbox
+
+    monkeypatch.setattr(sandbox, "_python_paths", lambda: ["/tmp/ci/.venv", "/usr/lib/python3.11"])
+    argv = sandbox._bwrap_argv(Path("/tmp/fleet-sandbox-x"), SandboxLimits(), drop_uid=False)
+    tmpfs, bind = argv.index("/tmp"), argv.index("/tmp/ci/.venv")
+    assert argv[tmpfs - 1] == "--tmpfs" and argv[bind - 1] == "--ro-bind" and bind > tmpfs
+    assert ["--perms", "0755", "--dir", "/tmp/ci"] == argv[bind - 5: bind - 1]
+    assert "/usr/lib/python3.11" not in argv  # visible through the read-only root already

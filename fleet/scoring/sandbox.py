@@ -106,17 +106,20 @@ def _python_paths() -> list[str]:
 def _bwrap_argv(work: Path, limits: SandboxLimits, drop_uid: bool) -> list[str]:
     argv = ["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
             "--size", str(limits.file_mib << 20), "--tmpfs", "/tmp"]
-    if drop_uid:
-        paths = _python_paths()
-        for d in _hidden_ancestors(paths):
+    # Directories the sandbox masks (its private /tmp; for another uid, a 0700 home) may hold this
+    # Python or its venv (a checkout under /tmp, pyenv under /root): bind those back, read-only.
+    paths = _python_paths()
+    masked = ["/tmp"] + (_hidden_ancestors(paths) if drop_uid else [])
+    for d in masked:
+        if d != "/tmp":
             argv += ["--perms", "0755", "--tmpfs", d]
-            made = {d}
-            for p in (p for p in paths if p.startswith(d + "/")):
-                for parent in reversed(Path(p).parents):  # mount points bwrap would make 0700
-                    if str(parent).startswith(d + "/") and str(parent) not in made:
-                        made.add(str(parent))
-                        argv += ["--perms", "0755", "--dir", str(parent)]
-                argv += ["--ro-bind", p, p]
+        made = {d}
+        for p in (p for p in paths if p.startswith(d + "/")):
+            for parent in reversed(Path(p).parents):  # mount points bwrap would make 0700
+                if str(parent).startswith(d + "/") and str(parent) not in made:
+                    made.add(str(parent))
+                    argv += ["--perms", "0755", "--dir", str(parent)]
+            argv += ["--ro-bind", p, p]
     argv += ["--bind", str(work), "/tmp/sandbox", "--chdir", "/tmp/sandbox", "--unshare-net", "--unshare-pid",
              "--unshare-ipc", "--unshare-uts", "--die-with-parent", "--new-session", "--"]
     return argv
