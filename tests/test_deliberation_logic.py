@@ -130,6 +130,7 @@ async def test_quorum_lost_raises_with_partial_record():
         await d.run()
     record = info.value.record
     assert record.status == "failed"
+    assert "last failure: agent-dev-003 EngineError: fake engine: injected failure" in str(info.value)  # says why
     assert len(record.proposals) == 3  # the drafts produced before the failure are kept
     assert {f.agent_id for f in record.failures} == {"agent-dev-001", "agent-dev-002", "agent-dev-003"}
 

@@ -184,8 +184,10 @@ class Deliberation:
         if failed:
             self.record.status = "degraded"
         if len(self.live) < self.quorum:
+            last = self.record.failures[-1]  # the error says why, not only who
             msg = (f"quorum lost after {after}: {len(self.live)} live agent(s) of {len(self.council.agents)}, "
-                   f"quorum is {self.quorum}; failed: {failed}")
+                   f"quorum is {self.quorum}; failed: {failed}; last failure: {last.agent_id} "
+                   f"{last.error_type}: {last.message[:300]}")
             self._finish(status="failed", error=msg)
             raise DeliberationFailedError(msg, self.record)
         if len(failed) > self._noted_failures and after != "select":
