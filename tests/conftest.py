@@ -110,10 +110,13 @@ async def real_fleet(fleet_app):
     await fleet.shutdown()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 async def coder_fleet(ray_session):
     """The embedded default model (Qwen2.5-Coder-0.5B) in an engine app of its own, for the tests of
-    grounded judgement. Its placement group takes the second of the session's 2 logical CPUs."""
+    grounded judgement. Its placement group takes the second of the session's 2 logical CPUs.
+    Module-scoped: the engine (~7 GB with its workers) and its coordinator's agent actors (~0.7 GB
+    each) go as soon as those tests end; kept for the session beside the SmolLM2 app they pushed a
+    24 GiB machine into Ray's memory monitor, which killed agent actors of later tests."""
     from fleet import Fleet, FleetConfig
 
     args = cpu_app_args(model_id="qwen2.5-coder-0.5b", max_tokens=256, coordinator_name="fleet-tests-coder",
