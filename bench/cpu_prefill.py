@@ -2,9 +2,10 @@
 
     .venv/bin/python bench/cpu_prefill.py [--model smollm2] [--prompts 12] [--max-tokens 64]
 
-The same unseeded workload (seeds would crash the chunked setting: that is the point of the fix)
-through vLLM's offline engine twice: vLLM's default CPU scheduler (chunked prefill on) and fleet's
-(`EngineSpec.cpu_scheduler_kwargs()`: off, step budget = max_model_len). Prints wall time, output
+The same unseeded workload (seeds would crash a chunked setting: that is the point of the fix)
+through vLLM's offline engine: vLLM's default CPU scheduler, the crash recipe's (chunked
+prefill, 256-token steps), and fleet's (`EngineSpec.cpu_scheduler_kwargs()`: off, step budget =
+max_model_len). Prints wall time, output
 tokens/s and the ratio. Prompts are ~760 tokens, longer than a default chunk, so prefill matters.
 """
 
@@ -27,7 +28,8 @@ def _one(model: str, sched: str, prompts: int, max_tokens: int) -> dict:
     from fleet.engine.model_prep import prepare_model
 
     spec = EngineSpec(model_id=model, max_model_len=2048)
-    kwargs = spec.cpu_scheduler_kwargs() if sched == "fleet" else {}
+    kwargs = {"fleet": spec.cpu_scheduler_kwargs(),
+              "chunked-256": {"enable_chunked_prefill": True, "max_num_batched_tokens": 256}}.get(sched, {})
     llm = LLM(model=str(prepare_model(model)), dtype=spec.dtype, max_model_len=spec.max_model_len,
               enforce_eager=True, distributed_executor_backend="uni", **kwargs)
     text = "Review this login handler for rate limiting, input validation, logging and error handling. " * 28
@@ -52,7 +54,7 @@ def main() -> None:
         print("RESULT " + json.dumps(_one(a.model, a.one, a.prompts, a.max_tokens)), flush=True)
         os._exit(0)
     rows = []
-    for sched in ("vllm-default", "fleet"):  # each in a fresh process: one engine per process
+    for sched in ("vllm-default", "chunked-256", "fleet"):  # each in a fresh process: one engine per process
         out = subprocess.run([sys.executable, __file__, "--one", sched, "--model", a.model, "--prompts",
                               str(a.prompts), "--max-tokens", str(a.max_tokens)], capture_output=True, text=True)
         line = next((x for x in out.stdout.splitlines() if x.startswith("RESULT ")), None)
