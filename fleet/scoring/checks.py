@@ -107,11 +107,15 @@ async def _run_suites(code: CodeExtract, suites: list[TestSuite], limits: Sandbo
     return list(await asyncio.gather(*(run_tests(code.code or "", s, limits) for s in suites)))
 
 
+def _first_failure(runs: list[SandboxRun]) -> SandboxRun | None:
+    return next((r for r in runs if r.error or r.passed < r.total), None)
+
+
 def tests_check(name: str, runs: list[SandboxRun]) -> Check:
     if not runs:
         return Check(name=name, status="skipped", score=0.0, detail="no such tests")
     passed, total = sum(r.passed for r in runs), sum(r.total for r in runs)
-    first = next((r for r in runs if r.error or r.passed < r.total), None)
+    first = _first_failure(runs)
     detail = f"{passed}/{total} passed in the {runs[0].sandbox} sandbox"
     if first is not None and first.error:
         detail += f"; {first.error}"
@@ -131,9 +135,8 @@ async def grade(task: Task, role: str, text: str, limits: SandboxLimits) -> list
     expected = expects_code(task, role)
     code, findings = await _code_and_lint(text)
     checks = [code_check(code, expected), lint_check(code, findings)]
-    visible = [t for t in task.tests if t.visible]
     hidden = [t for t in task.tests if not t.visible]
-    checks.append(tests_check("tests:visible", await _run_suites(code, visible, limits)))
+    checks.append(tests_check("tests:visible", await _run_suites(code, task.visible_tests, limits)))
     checks.append(tests_check("tests:hidden", await _run_suites(code, hidden, limits)))
     checks.append(structure_check(role, text))
     return checks
@@ -148,7 +151,7 @@ async def feedback(task: Task, role: str, text: str, limits: SandboxLimits) -> E
     if code.code is None:
         return ExecutionFeedback(code_found=False)
     runs = await _run_suites(code, task.visible_tests, limits)
-    failed = next((r for r in runs if r.error or r.passed < r.total), None)
+    failed = _first_failure(runs)
     failure = "" if failed is None else (f"{failed.error}\n" if failed.error else "") + failed.output
     return ExecutionFeedback(code_found=True, truncated=code.truncated, parse_error=code.parse_error,
                              lint=findings or [], tests_passed=sum(r.passed for r in runs),
