@@ -15,7 +15,6 @@ As root the graded code runs as a uid of its own, so RLIMIT_NPROC counts only it
 exempts root from it). The `SandboxRun` says which sandbox and which network cut applied.
 
     >>> import asyncio; from fleet.config.task import TestSuite
-from fleet.scoring.code import PARSE_THREAD
     >>> asyncio.run(run_tests("def f(): return 1", TestSuite(kind="check", entry_point="f",
     ...     source="def check(c): assert c() == 1"))).passed
     1
@@ -52,6 +51,7 @@ _SANDBOX_UID_BASE = 200_000  # + a per-run number: uids no account uses, a fresh
 _run_numbers = itertools.count()
 # Runs at once per event loop: every run is CPU work on the same cores as the engine.
 _MAX_PARALLEL = 2
+_PROBE_CHARS = 500  # a probe's repr kept (values are compared, not read)
 _slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = weakref.WeakKeyDictionary()
 
 
@@ -64,6 +64,7 @@ class SandboxRun(StrictModel):
     passed: int = Field(ge=0)
     total: int = Field(ge=0)
     output: str = Field(default="", description="the first failure's output, truncated")
+    outputs: list[str] | None = Field(default=None, description="run_probes: each expression's repr or !ErrorType")
     error: str | None = None
     exit_code: int | None = None
     wall_ms: float = Field(ge=0)
@@ -156,6 +157,24 @@ def _kill(proc: asyncio.subprocess.Process) -> None:
 
 async def run_tests(code: str, suite: TestSuite, limits: SandboxLimits | None = None) -> SandboxRun:
     """Grade `code` with `suite` in a sandbox. Never raises for what the code does."""
+    declared = await asyncio.get_running_loop().run_in_executor(PARSE_THREAD, _declared_tests, suite)
+    return await _sandboxed(code, suite.kind, suite.source, suite.entry_point, declared, limits)
+
+
+async def run_probes(code: str, expressions: list[str], limits: SandboxLimits | None = None) -> SandboxRun:
+    """Evaluate each expression after `code` in a sandbox; `outputs[i]` is the repr of the i-th value
+    (truncated) or `!ErrorType` when it raised. `passed` counts expressions that gave a value;
+    `outputs` is None when the code itself did not run (then `output` says why).
+
+    >>> import asyncio
+    >>> asyncio.run(run_probes("def f(x): return 1 // x", ["f(1)", "f(0)"])).outputs
+    ['1', '!ZeroDivisionError']
+    """
+    return await _sandboxed(code, "probe", json.dumps(expressions), None, len(expressions), limits)
+
+
+async def _sandboxed(code: str, kind: str, source: str, entry_point: str | None, declared: int,
+                     limits: SandboxLimits | None) -> SandboxRun:
     limits = limits or SandboxLimits()
     mode = limits.mode
     if mode != "rlimit" and await asyncio.to_thread(bwrap_works):
@@ -166,26 +185,26 @@ async def run_tests(code: str, suite: TestSuite, limits: SandboxLimits | None = 
         mode = "rlimit"
     slots = _slots.setdefault(asyncio.get_running_loop(), asyncio.Semaphore(_MAX_PARALLEL))
     async with slots:
-        return await _run(code, suite, limits, mode)
+        return await _run(code, kind, source, entry_point, declared, limits, mode)
 
 
-async def _run(code: str, suite: TestSuite, limits: SandboxLimits, mode: str) -> SandboxRun:
+async def _run(code: str, kind: str, source: str, entry_point: str | None, declared: int, limits: SandboxLimits,
+               mode: str) -> SandboxRun:
     root = os.geteuid() == 0
     # Without bubblewrap nothing can re-expose a Python installed under a 0700 home to another uid,
     # and lazy stdlib imports would then fail: such a run stays root (RLIMIT_NPROC cannot bind it).
     own_uid = root and (mode == "bwrap" or not _hidden_ancestors(_python_paths()))
     uid = _SANDBOX_UID_BASE + (os.getpid() % 10_000) * 1_000 + next(_run_numbers) % 1_000 if own_uid else None
     nonce = secrets.token_hex(16)
-    declared = await asyncio.get_running_loop().run_in_executor(PARSE_THREAD, _declared_tests, suite)
     start = time.perf_counter()
     work = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="fleet-sandbox-"))
     try:
-        spec = {"kind": suite.kind, "entry_point": suite.entry_point, "limits": limits.model_dump(),
+        spec = {"kind": kind, "entry_point": entry_point, "limits": limits.model_dump(),
                 "nonce": nonce, "uid": uid, "declared_tests": declared,
                 "net": "bwrap" if mode == "bwrap" else "guard",
                 # Root: the uid is the sandbox's own. Otherwise the count includes the user's other processes.
                 "nproc": limits.max_procs if root else limits.max_procs + _user_processes()}
-        files = {"solution.py": code, "test_task.py": suite.source, "spec.json": json.dumps(spec),
+        files = {"solution.py": code, "test_task.py": source, "spec.json": json.dumps(spec),
                  "_runner.py": RUNNER.read_text()}
         await asyncio.to_thread(_write_files, work, files, uid)
         argv = [*(_bwrap_argv(work, limits, uid is not None) if mode == "bwrap" else []), sys.executable, "-I",
@@ -240,8 +259,10 @@ def _result(work: Path, nonce: str, mode: str, exit_code: int | None, error: str
         network = "bwrap" if mode == "bwrap" else "unknown"
         return SandboxRun(**base, network=network, passed=0, total=declared, output=text[-2000:], error=error)
     total = max(int(data.get("total", 0)), 0)
+    outputs = data.get("outputs")
+    outputs = [str(o)[:_PROBE_CHARS] for o in outputs] if isinstance(outputs, list) else None
     return SandboxRun(**base, network=str(data.get("net", "")), passed=min(max(int(data.get("passed", 0)), 0), total),
-                      total=total, output=str(data.get("output", ""))[:2000])
+                      total=total, output=str(data.get("output", ""))[:2000], outputs=outputs)
 
 
 def _write_files(work: Path, files: dict[str, str], uid: int | None) -> None:
