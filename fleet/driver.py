@@ -22,7 +22,7 @@ from pydantic import ValidationError
 from ray import serve
 
 from fleet.config.council import AgentSpec, CouncilSpec, NewAgent
-from fleet.config.deliberation import DeliberationConfig, DeliberationRequest, SamplingOverride
+from fleet.config.deliberation import DeliberationConfig, DeliberationRequest, SampleRequest, SamplingOverride
 from fleet.config.engine import EMBEDDED_MODELS, EngineSpec
 from fleet.config.fleet import FleetConfig, RayOptions
 from fleet.config.inputs import DeliberationInput
@@ -30,7 +30,7 @@ from fleet.config.plan import PlanApproved, PlanDispatch
 from fleet.config.task import Task
 from fleet.coordinator.coordinator import CoordinatorActor
 from fleet.errors import ConflictError, EngineNotReadyError, FleetError, InvalidRequestError, explain
-from fleet.record import DeliberationEvent, DeliberationRecord, DeliberationState
+from fleet.record import DeliberationEvent, DeliberationRecord, DeliberationState, SampleResult
 
 log = logging.getLogger(__name__)
 
@@ -178,6 +178,10 @@ class Fleet:
         """Run a validated request on the coordinator and wait for its record (the one code path
         every entry point uses)."""
         return await self._call("deliberate", request, timeout_s=request.config.timeouts.deliberation_s + 30)
+
+    async def sample(self, request: SampleRequest) -> SampleResult:
+        """`request.n` independent first drafts (no review): the baselines of `fleet eval`."""
+        return await self._call("sample", request, timeout_s=request.timeouts.stage_s + 30)
 
     async def submit(self, request: DeliberationRequest) -> DeliberationState:
         """Start a validated request in the background; returns its queued state at once."""

@@ -11,6 +11,7 @@ from typing import Literal
 from pydantic import Field
 
 from fleet.config._base import StrictModel
+from fleet.config.deliberation import SamplingOverride
 from fleet.config.task import Task
 
 Stage = Literal["setup", "generate", "critique", "revise", "judge", "select"]
@@ -66,6 +67,8 @@ class ExecutionFeedback(StrictModel):
 
 class GenerateRequest(StrictModel):
     task: Task
+    sampling: SamplingOverride | None = Field(default=None, description="this call's sampling; None: the agent's")
+    sample: int = Field(default=0, ge=0, le=1023, description="the n-th independent draft (its own seed)")
 
 
 class CritiqueRequest(StrictModel):
@@ -74,6 +77,7 @@ class CritiqueRequest(StrictModel):
     author_id: str = Field(description="whose proposal is reviewed")
     proposal: str
     feedback: ExecutionFeedback | None = None
+    sampling: SamplingOverride | None = None
 
 
 class ReceivedCritique(StrictModel):
@@ -87,6 +91,7 @@ class ReviseRequest(StrictModel):
     proposal: str = Field(description="the author's own current proposal")
     critiques: list[ReceivedCritique] = Field(default_factory=list)
     feedback: ExecutionFeedback | None = Field(default=None, description="its code against the visible tests")
+    sampling: SamplingOverride | None = None
 
 
 class Candidate(StrictModel):

@@ -13,7 +13,7 @@ from pydantic import Field
 
 from fleet.config._base import StrictModel
 from fleet.config.council import CouncilSpec
-from fleet.config.deliberation import DeliberationConfig
+from fleet.config.deliberation import DeliberationConfig, SamplingOverride
 from fleet.config.task import Task
 from fleet.messages import CallUsage, ExecutionFeedback, Stage
 
@@ -117,6 +117,7 @@ class DeliberationRecord(StrictModel):
     task: Task
     council: CouncilSpec
     config: DeliberationConfig
+    sampling: SamplingOverride | None = Field(default=None, description="the request's sampling, on every agent call")
     quorum: int
     proposals: list[Proposal] = Field(default_factory=list, description="every draft and revision")
     critiques: list[Critique] = Field(default_factory=list)
@@ -137,6 +138,15 @@ class DeliberationRecord(StrictModel):
 
     def failed_agents(self) -> set[str]:
         return {f.agent_id for f in self.failures}
+
+
+class SampleResult(StrictModel):
+    """The drafts of a `SampleRequest`, in request order (a failed draft is a failure, not a draft)."""
+
+    drafts: list[Proposal] = Field(default_factory=list)
+    failures: list[AgentFailure] = Field(default_factory=list)
+    tokens: TokenTotals = Field(default_factory=TokenTotals)
+    wall_ms: float = Field(default=0.0, ge=0)
 
 
 Lifecycle = Literal["queued", "running", "done", "failed", "cancelled"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fleet.agents.agent import Agent
 from fleet.config.council import CouncilSpec
-from fleet.config.deliberation import DeliberationConfig, DeliberationRequest
+from fleet.config.deliberation import DeliberationConfig, DeliberationRequest, SamplingOverride
 from fleet.config.engine import FakeEngineConfig
 from fleet.config.task import Rubric, Task
 from fleet.coordinator.councils import CouncilRegistry
@@ -24,7 +24,7 @@ def make_task(**kw) -> Task:
 
 def local_deliberation(n: int = 3, rounds: int = 1, topology: str = "all_pairs", judge: bool = True,
                        engine: FakeEngine | None = None, role: str = "DEV", task: Task | None = None,
-                       **cfg) -> tuple[Deliberation, FakeEngine]:
+                       sampling: SamplingOverride | None = None, **cfg) -> tuple[Deliberation, FakeEngine]:
     """A deliberation over in-process agents sharing one fake engine (so its call log is complete),
     with the standing architect in the pool."""
     engine = engine or FakeEngine(FakeEngineConfig())
@@ -32,6 +32,6 @@ def local_deliberation(n: int = 3, rounds: int = 1, topology: str = "all_pairs",
     architect = CouncilRegistry([], 3, 256).architect_for(council)
     pool = LocalPool({a.agent_id: Agent(a, engine, "fake") for a in [*council.agents, architect]})
     config = DeliberationConfig(rounds=rounds, topology=topology, judge=judge, **cfg)
-    request = DeliberationRequest(task=task or make_task(), role=role, config=config)
+    request = DeliberationRequest(task=task or make_task(), role=role, config=config, sampling=sampling)
     scorer = RubricScorer(Judge(engine, "fake") if judge else None, config.sandbox)
     return Deliberation(request, council, pool, scorer, architect_id=architect.agent_id), engine

@@ -230,3 +230,46 @@ async def test_early_stop_when_every_proposal_passes_its_visible_tests():
     d, engine = local_deliberation(n=3, rounds=1, task=_code_task(passing), early_stop=False)
     await d.run()
     assert stage_counts(engine)["revise"] == 3
+
+
+async def test_without_feedback_agents_never_see_what_the_code_did_and_nothing_stops_early():
+    failing = "import solution\n\n\ndef test_has_allow():\n    assert hasattr(solution, 'allow')\n"
+    d, engine = local_deliberation(n=2, rounds=1, task=_code_task(failing), feedback=False)
+    record = await d.run()
+    assert all(p.feedback.tests_total == 1 for p in record.proposals)  # still measured (the scores use it)
+    reviewed = [c for c in engine.calls if c.tags["stage"] in ("revise", "critique")]
+    assert len(reviewed) == 4
+    assert not any("Automatic checks" in c.messages[-1].content or "Visible tests: 0/1" in c.messages[-1].content
+                   for c in reviewed)
+    passing = ("import solution\n\n\ndef test_defines_something():\n"
+               "    assert [n for n in dir(solution) if n[0] != '_']\n")
+    d, engine = local_deliberation(n=3, rounds=1, task=_code_task(passing), feedback=False)
+    record = await d.run()
+    assert stage_counts(engine)["revise"] == 3 and not any(n.startswith("early stop") for n in record.notes)
+
+
+async def test_a_requests_sampling_rides_on_each_call_and_leaves_the_agents_as_they_are():
+    from fleet.config.deliberation import SamplingOverride
+
+    plain, plain_engine = local_deliberation(n=3, rounds=1, judge=False)
+    await plain.run()
+    d, engine = local_deliberation(n=3, rounds=1, judge=False,
+                                   sampling=SamplingOverride(temperature=0.1, max_tokens=77, seed=5))
+    record = await d.run()
+    assert record.council == plain.record.council  # the same agents (so the same actors serve both)
+    assert record.sampling.temperature == 0.1
+    def by_call(calls):
+        out: dict[tuple, list] = {}
+        for c in calls:
+            out.setdefault((c.tags["agent_id"], c.tags["stage"], c.tags["round"]), []).append(c)
+        return {k: sorted(v, key=lambda c: c.seed) for k, v in out.items()}
+
+    before, after = by_call(plain_engine.calls), by_call(engine.calls)
+    assert before.keys() == after.keys()
+    for key, calls in after.items():
+        if key[1] == "select":  # the architect chooses greedily, whatever the request says
+            assert [(c.temperature, c.seed) for c in calls] == [(0.0, c.seed) for c in before[key]]
+            continue
+        assert [c.seed for c in calls] == [c.seed + 5 for c in before[key]]  # an offset: seeds stay distinct
+        assert {c.temperature for c in calls} == {0.1}
+        assert {c.max_tokens for c in calls} == ({c.max_tokens for c in before[key]} if key[1] == "critique" else {77})

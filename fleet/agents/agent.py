@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from fleet.agents import prompts
 from fleet.config.council import AgentSpec
+from fleet.config.deliberation import SamplingOverride
 from fleet.engine.protocol import ChatMessage, ChatRequest, EngineClient
 from fleet.errors import EngineError
 from fleet.messages import (
@@ -33,10 +34,15 @@ from fleet.messages import (
 _STAGE_OFFSET = {"generate": 0, "critique": 100_000, "revise": 200_000, "select": 300_000}
 
 
-def call_seed(base: int, stage: Stage, round_: int, peer: str = "") -> int:
-    """>>> call_seed(1000, "critique", 1, "agent-dev-002") != call_seed(1000, "critique", 1, "agent-dev-003")
-    True"""
-    return base + _STAGE_OFFSET[stage] + 1_000 * round_ + zlib.crc32(peer.encode()) % 997
+def call_seed(base: int, stage: Stage, round_: int, peer: str = "", sample: int = 0) -> int:
+    """Each call's seed: distinct per stage, round, peer and sample.
+
+    >>> call_seed(1000, "critique", 1, "agent-dev-002") != call_seed(1000, "critique", 1, "agent-dev-003")
+    True
+    >>> len({call_seed(1000, "generate", 0, sample=i) for i in range(64)})
+    64
+    """
+    return base + _STAGE_OFFSET[stage] + 1_000 * round_ + zlib.crc32(peer.encode()) % 997 + 1_000_000 * sample
 
 
 class Agent:
@@ -48,8 +54,15 @@ class Agent:
     async def _call(
         self, stage: Stage, round_: int, messages: list[ChatMessage], peer: str = "", max_tokens: int | None = None,
         json_schema: dict[str, Any] | None = None, temperature: float | None = None,
+        sampling: SamplingOverride | None = None, sample: int = 0,
     ) -> AgentReply:
+        """One engine call. Sampling: the agent's own, with the request's override (if any) on top,
+        and a stage's fixed setting (the architect's greedy choice) on top of that."""
         s = self.spec.sampling
+        if sampling is not None:
+            changes = sampling.model_dump(exclude_none=True)
+            changes["seed"] = s.seed + changes.get("seed", 0)  # an offset: agents keep distinct seeds
+            s = s.model_copy(update=changes)
         result = await self.engine.chat(
             ChatRequest(
                 model=self.model,
@@ -58,7 +71,7 @@ class Agent:
                 top_p=s.top_p,
                 max_tokens=max_tokens or s.max_tokens,
                 repetition_penalty=s.repetition_penalty,
-                seed=call_seed(s.seed, stage, round_, peer),
+                seed=call_seed(s.seed, stage, round_, peer, sample),
                 json_schema=json_schema,
                 tags={"agent_id": self.spec.agent_id, "role": self.spec.role, "stage": stage,
                       "round": str(round_)},
@@ -78,15 +91,17 @@ class Agent:
         return AgentReply(agent_id=self.spec.agent_id, content=result.text.strip(), usage=usage)
 
     async def generate(self, req: GenerateRequest) -> AgentReply:
-        return await self._call("generate", 0, prompts.generate_messages(self.spec, req.task))
+        return await self._call("generate", 0, prompts.generate_messages(self.spec, req.task), sampling=req.sampling,
+                                sample=req.sample)
 
     async def critique(self, req: CritiqueRequest, max_tokens: int | None = None) -> AgentReply:
         messages = prompts.critique_messages(self.spec, req.task, req.author_id, req.proposal, req.feedback)
-        return await self._call("critique", req.round, messages, peer=req.author_id, max_tokens=max_tokens)
+        return await self._call("critique", req.round, messages, peer=req.author_id, max_tokens=max_tokens,
+                                sampling=req.sampling)
 
     async def revise(self, req: ReviseRequest) -> AgentReply:
         messages = prompts.revise_messages(self.spec, req.task, req.proposal, req.critiques, req.feedback)
-        return await self._call("revise", req.round, messages)
+        return await self._call("revise", req.round, messages, sampling=req.sampling)
 
     async def select(self, req: SelectRequest, max_tokens: int = 256) -> tuple[Decision, AgentReply]:
         """As the architect: choose among the candidates (greedy, schema-constrained). Raises

@@ -38,6 +38,9 @@ class DeliberationConfig(StrictModel):
         default=True, description="an ARCHITECT agent chooses the winner among the top k (k=1 skips it)")
     early_stop: bool = Field(
         default=True, description="skip the remaining rounds once every live proposal passes its visible tests")
+    feedback: bool = Field(
+        default=True, description="show authors and critics what the code did (visible tests, lint); False: they "
+        "work from the critiques alone, no early stop (the checks still rank the finals)")
     critique_max_tokens: int | None = Field(
         default=192, ge=1, le=8192, description="a critique's budget (short reviews are read); None: the agent's own"
     )
@@ -50,6 +53,8 @@ class SamplingOverride(StrictModel):
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
     top_p: float | None = Field(default=None, gt=0.0, le=1.0)
     max_tokens: int | None = Field(default=None, ge=1, le=8192)
+    seed: int | None = Field(default=None, ge=0, le=2**31, description="added to each agent's own base seed: "
+                             "another reproducible run of the same council")
 
 
 class DeliberationRequest(StrictModel):
@@ -77,4 +82,25 @@ class DeliberationRequest(StrictModel):
         n = len(self.council.agents) if self.council else self.num_agents
         if n is not None and self.config.quorum is not None and self.config.quorum > n:
             raise ValueError(f"quorum {self.config.quorum} is larger than the council ({n} agents)")
+        return self
+
+
+class SampleRequest(StrictModel):
+    """`n` independent first drafts of a task from a council's agents, taken in turn (agent i % size
+    writes draft i, each draft its own seed), with no review, scoring or selection: the baseline a
+    deliberation is measured against (`fleet eval`: one greedy answer, or sample-and-vote)."""
+
+    task: Task
+    role: RoleName
+    n: int = Field(ge=1, le=256)
+    num_agents: int | None = Field(default=None, ge=1, le=MAX_AGENTS, description="None: the council's size")
+    persona: str | None = Field(default=None, max_length=4000, description="persona for a custom role")
+    council: CouncilSpec | None = Field(default=None, description="explicit agents (overrides num_agents)")
+    sampling: SamplingOverride | None = None
+    timeouts: Timeouts = Field(default_factory=Timeouts)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SampleRequest:
+        if self.council is not None and self.council.role != self.role:
+            raise ValueError(f"council role {self.council.role} differs from role {self.role}")
         return self

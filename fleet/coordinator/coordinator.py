@@ -10,6 +10,7 @@ and events are kept for `get`, `list` and the event stream. What it leaves out: 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -18,7 +19,7 @@ import ray
 
 from fleet.agents.agent import AgentActor
 from fleet.config.council import AgentSpec, CouncilSpec, NewAgent
-from fleet.config.deliberation import DeliberationRequest
+from fleet.config.deliberation import DeliberationRequest, SampleRequest
 from fleet.config.fleet import FleetConfig
 from fleet.config.plan import PlanApproved, PlanDispatch, RoleDispatch
 from fleet.coordinator.councils import CouncilRegistry
@@ -27,8 +28,25 @@ from fleet.coordinator.pool import ActorPool
 from fleet.coordinator.store import StateStore
 from fleet.coordinator.tracking import Tracked
 from fleet.engine.serve_llm import engine_client
-from fleet.errors import ConflictError, DeliberationFailedError, FleetError, NotFoundError
-from fleet.record import DeliberationEvent, DeliberationRecord, DeliberationState, Lifecycle
+from fleet.errors import (
+    AgentCallError,
+    ConflictError,
+    DeliberationFailedError,
+    EngineTimeoutError,
+    FleetError,
+    NotFoundError,
+)
+from fleet.messages import GenerateRequest
+from fleet.record import (
+    AgentFailure,
+    DeliberationEvent,
+    DeliberationRecord,
+    DeliberationState,
+    Lifecycle,
+    Proposal,
+    SampleResult,
+    TokenTotals,
+)
 from fleet.scoring.judge import Judge
 from fleet.scoring.scorer import RubricScorer
 
@@ -225,6 +243,38 @@ class Coordinator:
         if state.status == "cancelled":
             raise asyncio.CancelledError(f"deliberation {state.deliberation_id} was cancelled")
         raise DeliberationFailedError(state.error or "failed", state.record)
+
+    async def sample(self, request: SampleRequest) -> SampleResult:
+        """`request.n` first drafts from the council's agents in turn, all at once (one deliberation
+        slot). Each failed call is a failure in the result; none is retried or replaced."""
+        council = self.councils.resolve(request)
+        agents = council.agents
+        started = time.perf_counter()
+        async with self._slots:
+            pool = ActorPool({a.agent_id: self._actor(a) for a in agents})
+            calls = [(agents[i % len(agents)].agent_id,
+                      GenerateRequest(task=request.task, sampling=request.sampling, sample=i // len(agents)))
+                     for i in range(request.n)]
+            replies = await asyncio.gather(*(asyncio.wait_for(pool.call(a, "generate", req), request.timeouts.call_s)
+                                             for a, req in calls), return_exceptions=True)
+        result = SampleResult(wall_ms=(time.perf_counter() - started) * 1000)
+        for (agent_id, _), reply in zip(calls, replies, strict=True):
+            if isinstance(reply, asyncio.CancelledError):
+                raise reply
+            if isinstance(reply, BaseException):
+                err = EngineTimeoutError(f"call ran past {request.timeouts.call_s}s") if isinstance(
+                    reply, TimeoutError) else reply
+                error_type = (err.cause_type if isinstance(err, AgentCallError) and err.cause_type
+                              else type(err).__name__)
+                result.failures.append(AgentFailure(agent_id=agent_id, stage="generate", round=0,
+                                                    error_type=error_type, message=str(err)[:2000]))
+                continue
+            result.drafts.append(Proposal(author_id=agent_id, role=council.role, round=0, content=reply.content,
+                                          usage=reply.usage))
+        usage = [d.usage for d in result.drafts]
+        result.tokens = TokenTotals(calls=len(usage), prompt_tokens=sum(u.prompt_tokens for u in usage),
+                                    completion_tokens=sum(u.completion_tokens for u in usage))
+        return result
 
     async def wait(self, deliberation_id: str, timeout_s: float) -> DeliberationState:
         """The state once the deliberation ends, or as it is after timeout_s."""

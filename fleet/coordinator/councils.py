@@ -9,7 +9,7 @@ request's sampling override applied to every agent.
 from __future__ import annotations
 
 from fleet.config.council import MAX_AGENTS, AgentSpec, CouncilSpec, NewAgent, Sampling
-from fleet.config.deliberation import DeliberationRequest
+from fleet.config.deliberation import DeliberationRequest, SampleRequest
 from fleet.config.roles import LENSES, ROLE_PERSONAS, is_builtin
 from fleet.errors import ConflictError, NotFoundError
 
@@ -80,15 +80,10 @@ class CouncilRegistry:
         self.councils[council.role] = CouncilSpec(role=council.role, agents=keep)
         return next(a for a in council.agents if a.agent_id == agent_id)
 
-    def resolve(self, req: DeliberationRequest) -> CouncilSpec:
-        council = req.council or self._by_role(req)
-        if req.sampling is None:
-            return council
-        changes = req.sampling.model_dump(exclude_none=True)  # validated by SamplingOverride's bounds
-        agents = [a.model_copy(update={"sampling": a.sampling.model_copy(update=changes)}) for a in council.agents]
-        return CouncilSpec(role=council.role, agents=agents)
+    def resolve(self, req: DeliberationRequest | SampleRequest) -> CouncilSpec:
+        return req.council or self._by_role(req)
 
-    def _by_role(self, req: DeliberationRequest) -> CouncilSpec:
+    def _by_role(self, req: DeliberationRequest | SampleRequest) -> CouncilSpec:
         registered = self.councils.get(req.role)
         if registered is None and not (is_builtin(req.role) or req.persona):
             raise NotFoundError(

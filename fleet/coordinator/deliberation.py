@@ -93,12 +93,17 @@ class Deliberation:
             task=request.task,
             council=council,
             config=self.cfg,
+            sampling=request.sampling,
             quorum=self.quorum,
             started_at=datetime.now(UTC),
         )
         self.live: list[str] = [a.agent_id for a in council.agents]
         self._noted_failures = 0
         self.current: dict[str, Proposal] = {}  # author -> its latest proposal
+
+    def _shown(self, author: str) -> ExecutionFeedback | None:
+        """What the agents are told about `author`'s code (nothing with `feedback=False`)."""
+        return self.current[author].feedback if self.cfg.feedback else None
 
     def _emit(self, kind: EventType, payload: Any) -> None:
         if self._on_event is not None:
@@ -222,7 +227,7 @@ class Deliberation:
         # Agents connect to their engine first, so stage timings measure deliberation, not start-up.
         await self._fan_out("setup", 0, {a: (a, lambda a=a: self.pool.call(a, "ready")) for a in self.live})
         self._check_quorum("setup")
-        gen = GenerateRequest(task=task)
+        gen = GenerateRequest(task=task, sampling=self.request.sampling)
         replies = await self._fan_out("generate", 0, {
             a: (a, lambda a=a: self.pool.call(a, "generate", gen)) for a in self.live})
         await self._add_proposals(0, replies)
@@ -232,7 +237,7 @@ class Deliberation:
             if len(self.live) < 2:
                 self.record.notes.append(f"round {r}: skipped review, fewer than 2 live agents")
                 break
-            if self.cfg.early_stop and self._all_pass_visible():
+            if self.cfg.early_stop and self.cfg.feedback and self._all_pass_visible():
                 self.record.notes.append(f"early stop: every live proposal passes all visible tests after "
                                          f"{'the drafts' if r == 1 else f'round {r - 1}'}; rounds {r}.."
                                          f"{self.cfg.rounds} skipped")
@@ -252,7 +257,7 @@ class Deliberation:
         calls: dict[Hashable, tuple[str, Callable[[], Awaitable[AgentReply]]]] = {}
         for critic, author in pairs:
             req = CritiqueRequest(task=task, round=r, author_id=author, proposal=current[author].content,
-                                  feedback=current[author].feedback)
+                                  feedback=self._shown(author), sampling=self.request.sampling)
             calls[(critic, author)] = (critic, lambda c=critic, q=req: self.pool.call(c, "critique", q,
                                                                                       max_tokens=max_tokens))
         replies = await self._fan_out("critique", r, calls)
@@ -266,14 +271,14 @@ class Deliberation:
         self._check_quorum(f"critique round {r}")
 
         # An author revises with the critiques it received and what its code did; one with neither keeps it.
-        revisers = [a for a in self.live if received.get(a) or _worth_revising(current[a].feedback)]
+        revisers = [a for a in self.live if received.get(a) or _worth_revising(self._shown(a))]
         kept = [a for a in self.live if a not in revisers]
         if kept:
             self.record.notes.append(f"round {r}: {kept} received no critique and keep their proposal")
         revise_calls: dict[Hashable, tuple[str, Callable[[], Awaitable[AgentReply]]]] = {}
         for a in revisers:
             req = ReviseRequest(task=task, round=r, proposal=current[a].content, critiques=received.get(a, []),
-                                feedback=current[a].feedback)
+                                feedback=self._shown(a), sampling=self.request.sampling)
             revise_calls[a] = (a, lambda a=a, q=req: self.pool.call(a, "revise", q))
         replies = await self._fan_out("revise", r, revise_calls)
         await self._add_proposals(r, replies)
