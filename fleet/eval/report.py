@@ -1,0 +1,81 @@
+"""The eval's Markdown report: pass@1 with a 95% interval, tokens and wall time per strategy, the
+paired comparison of the council with each baseline, and every problem's outcome."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+
+from fleet.eval.rows import STRATEGIES, EvalRow
+
+
+def wilson(passed: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """The Wilson score interval of a proportion (95% by default); (0, 0) for n == 0.
+
+    >>> [round(x, 3) for x in wilson(29, 40)]
+    [0.572, 0.839]
+    """
+    if n == 0:
+        return 0.0, 0.0
+    p = passed / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values) if values else 0.0
+
+
+def vote_sizes(rows: list[EvalRow]) -> Counter[int]:
+    return Counter(int(r.detail.get("n", 0)) for r in rows if r.strategy == "vote")
+
+
+def render(rows: list[EvalRow], header: list[str] | None = None) -> str:
+    """The report for `rows` (one per problem and strategy)."""
+    by = {s: [r for r in rows if r.strategy == s] for s in STRATEGIES}
+    present = [s for s in STRATEGIES if by[s]]
+    out = list(header or [])
+    out += ["| strategy | problems | pass@1 | 95% interval | prompt tok / problem | completion tok / problem "
+            "| calls / problem | wall s / problem | errors |",
+            "|---|---:|---:|---|---:|---:|---:|---:|---:|"]
+    for s in present:
+        rs = by[s]
+        n, k = len(rs), sum(r.passed for r in rs)
+        lo, hi = wilson(k, n)
+        out.append(f"| {s} | {n} | {k}/{n} = {k / n:.3f} | [{lo:.3f}, {hi:.3f}] "
+                   f"| {_mean([r.prompt_tokens for r in rs]):,.0f} | {_mean([r.completion_tokens for r in rs]):,.0f} "
+                   f"| {_mean([r.calls for r in rs]):.1f} | {_mean([r.wall_s for r in rs]):.1f} "
+                   f"| {sum(r.error is not None for r in rs)} |")
+    sizes = vote_sizes(rows)
+    if sizes:
+        out.append("")
+        out.append("vote: N = " + ", ".join(f"{n} ({c} problems)" for n, c in sorted(sizes.items())) + " samples")
+    pairs = [(a, b) for a in ("council", "council-nofeedback") for b in ("single", "vote", "council")
+             if a != b and by[a] and by[b] and not (a == "council-nofeedback" and b != "council")]
+    if pairs:
+        out += ["", "Paired, on the problems both ran:", "",
+                "| comparison | both pass | only the first | only the second | neither |", "|---|---:|---:|---:|---:|"]
+        for a, b in pairs:
+            pa = {r.problem: r.passed for r in by[a]}
+            pb = {r.problem: r.passed for r in by[b]}
+            common = [p for p in pa if p in pb]
+            c = Counter((pa[p], pb[p]) for p in common)
+            out.append(f"| {a} vs {b} | {c[(True, True)]} | {c[(True, False)]} | {c[(False, True)]} "
+                       f"| {c[(False, False)]} |")
+    problems = sorted({r.problem for r in rows}, key=_problem_key)
+    cell = {(r.problem, r.strategy): r for r in rows}
+    out += ["", "Per problem (pass / fail / error):", "", "| problem | " + " | ".join(present) + " |",
+            "|---|" + "---|" * len(present)]
+    for p in problems:
+        marks = []
+        for s in present:
+            r = cell.get((p, s))
+            marks.append("" if r is None else "pass" if r.passed else "error" if r.error else "fail")
+        out.append(f"| {p} | " + " | ".join(marks) + " |")
+    return "\n".join(out) + "\n"
+
+
+def _problem_key(task_id: str) -> tuple[str, int]:
+    name, _, num = task_id.rpartition("/")
+    return (name, int(num)) if num.isdigit() else (task_id, 0)
