@@ -227,3 +227,42 @@ async def test_a_dead_engine_is_said_in_words_and_the_call_resent_after_the_rest
     with pytest.raises(EngineDeadError, match="the engine died") as err:
         await client.chat(request)
     assert err.value.http_status == 503 and client._handle.calls == 3
+
+
+async def test_concurrent_first_calls_initialise_the_engine_handle_once(monkeypatch):
+    """Several deliberations reaching a fresh agent at once: Serve hands out one handle object, and
+    a second `_init` on it raises "Handle has already been initialized" (seen in `fleet eval`)."""
+    import asyncio
+
+    from fleet.engine import serve_llm
+
+    class OneHandle:
+        inits = 0
+        is_initialized = False
+
+        def _init(self, **kwargs):
+            if self.is_initialized:
+                raise RuntimeError("Handle has already been initialized")
+            OneHandle.inits += 1
+            self.is_initialized = True
+
+        def options(self, **kwargs):
+            return self
+
+    handle = OneHandle()
+
+    def get_handle(deployment, app):
+        import time
+
+        time.sleep(0.05)  # the controller round trip: the other callers arrive meanwhile
+        return handle
+
+    monkeypatch.setattr(serve_llm.serve, "get_deployment_handle", get_handle)
+    client = serve_llm.ServeLLMClient("app", "dep")
+    got = await asyncio.gather(*(client.warm_up() for _ in range(8)), client._get_handle())
+    assert OneHandle.inits == 1 and got[-1] is handle
+    import pickle
+
+    fresh = serve_llm.ServeLLMClient("app", "dep")
+    fresh._init_lock = asyncio.Lock()
+    assert pickle.loads(pickle.dumps(fresh))._init_lock is None  # clients travel to agent actors

@@ -65,9 +65,22 @@ class ServeLLMClient(EngineClient):
         self.app_name, self.deployment_name = app_name, deployment_name
         self.dead_retries, self.dead_backoff_s = dead_retries, dead_backoff_s
         self._handle = None
+        self._init_lock: asyncio.Lock | None = None  # made on first use, in the loop that uses it
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_init_lock": None}
 
     async def _get_handle(self):
-        if self._handle is None:
+        if self._handle is not None:
+            return self._handle
+        if self._init_lock is None:
+            self._init_lock = asyncio.Lock()
+        # Concurrent first calls (several deliberations reaching a fresh agent at once) must not
+        # initialise the handle twice: Serve returns the same handle object, and a second `_init`
+        # raises "Handle has already been initialized".
+        async with self._init_lock:
+            if self._handle is not None:
+                return self._handle
             try:
                 # get_deployment_handle talks to the Serve controller synchronously: keep it off the loop.
                 handle = await asyncio.to_thread(serve.get_deployment_handle, self.deployment_name, self.app_name)
@@ -75,9 +88,10 @@ class ServeLLMClient(EngineClient):
                 raise EngineNotReadyError(
                     f"no deployment {self.deployment_name!r} in Serve app {self.app_name!r}: {e}"
                 ) from e
-            handle._init(_prefer_local_routing=True)
+            if not handle.is_initialized:
+                handle._init(_prefer_local_routing=True)
             self._handle = handle.options(stream=True)
-        return self._handle
+            return self._handle
 
     async def warm_up(self) -> None:
         await self._get_handle()
