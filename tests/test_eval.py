@@ -189,6 +189,9 @@ async def test_evaluation_runs_every_strategy_at_equal_budget_and_resumes(tmp_pa
     feedback = sorted(r.config.feedback for r in fleet.requests if isinstance(r, DeliberationRequest))
     assert feedback == [False, False, True, True]
     assert all(not r.task.tests or all(t.visible for t in r.task.tests) for r in fleet.requests)
+    # a saturated engine is the point of an eval: its calls get long timeouts, not the interactive 300 s
+    assert {(r.timeouts if isinstance(r, SampleRequest) else r.config.timeouts).call_s for r in fleet.requests} == {
+        config.timeouts.call_s} and config.timeouts.call_s >= 1800
     assert rows[0].prompt_tokens == 50 and rows[1].completion_tokens == 1200 and rows[2].completion_tokens == 1200
     assert seen[-1] == (8, 8)
     # Resume: a second run (one more problem) runs only what the file lacks.

@@ -25,7 +25,13 @@ from pathlib import Path
 from pydantic import Field
 
 from fleet.config._base import StrictModel
-from fleet.config.deliberation import DeliberationConfig, DeliberationRequest, SampleRequest, SamplingOverride
+from fleet.config.deliberation import (
+    DeliberationConfig,
+    DeliberationRequest,
+    SampleRequest,
+    SamplingOverride,
+    Timeouts,
+)
 from fleet.config.scoring import SandboxLimits
 from fleet.driver import Fleet
 from fleet.errors import DeliberationFailedError, InvalidRequestError
@@ -48,6 +54,9 @@ class EvalConfig(StrictModel):
     limit: int | None = Field(default=None, ge=1)
     concurrency: int = Field(default=8, ge=1, le=256, description="problem x strategy runs at once")
     vote_n: int | None = Field(default=None, ge=1, le=MAX_VOTE_N, description="None: equal budget with the council")
+    # The eval keeps the engine saturated on purpose (throughput), so one call waits for its share of a
+    # large batch: the interactive defaults (300 s a call) would turn load into failed agents.
+    timeouts: Timeouts = Field(default_factory=lambda: Timeouts(call_s=1800, stage_s=3600, deliberation_s=4 * 3600))
     out: Path
     sandbox: SandboxLimits = Field(default_factory=SandboxLimits)
 
@@ -144,7 +153,8 @@ class Evaluation:
         assert n is not None  # set before the vote jobs start
         request = SampleRequest(task=problem_task(problem), role=self.settings.role, n=n,
                                 num_agents=1 if single else self.settings.agents,
-                                sampling=self._seeded(temperature=0.0) if single else self._seeded())
+                                sampling=self._seeded(temperature=0.0) if single else self._seeded(),
+                                timeouts=self.config.timeouts)
         result = await self.fleet.sample(request)
         tokens = {"prompt_tokens": result.tokens.prompt_tokens, "completion_tokens": result.tokens.completion_tokens,
                   "calls": result.tokens.calls + len(result.failures)}
@@ -180,7 +190,8 @@ class Evaluation:
         s = self.settings
         request = DeliberationRequest(
             task=problem_task(problem), role=s.role, num_agents=s.agents, sampling=self._seeded(),
-            config=DeliberationConfig(rounds=s.rounds, topology=s.topology, judge=s.judge, feedback=feedback))
+            config=DeliberationConfig(rounds=s.rounds, topology=s.topology, judge=s.judge, feedback=feedback,
+                                      timeouts=self.config.timeouts))
         error = None
         try:
             record: DeliberationRecord = await self.fleet.run(request)
