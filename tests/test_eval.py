@@ -11,6 +11,7 @@ import pytest
 
 from fleet.config.council import CouncilSpec
 from fleet.config.deliberation import DeliberationRequest, SampleRequest
+from fleet.config.task import TestSuite
 from fleet.errors import DeliberationFailedError, InvalidRequestError
 from fleet.eval.humaneval import Problem, grade, load_problems, probe_inputs, problem_task, program
 from fleet.eval.report import render, wilson
@@ -19,6 +20,7 @@ from fleet.eval.run import EvalConfig, Evaluation, budget_vote_n
 from fleet.eval.vote import Ballot, choose
 from fleet.messages import CallUsage
 from fleet.record import DeliberationRecord, Proposal, SampleResult, Selection, TokenTotals
+from fleet.scoring.sandbox import run_tests
 
 pytestmark = pytest.mark.unit
 
@@ -52,6 +54,28 @@ async def test_grading_runs_the_hidden_check_in_the_sandbox(index):
     wrong = await grade(problem, f"```python\ndef {problem.entry_point}(*args):\n    return None\n```")
     assert (right_body.passed, right_fenced.passed, wrong.passed) == (1, 1, 0)
     assert right_body.sandbox in ("bwrap", "rlimit") and "AssertionError" in wrong.output
+
+
+async def test_reference_solutions_pass_the_visible_examples_of_the_tables_problems():
+    """The visible tests come from each docstring's examples (not from the prompt's text, where the
+    closing quotes would become part of the last expected output). 38 has no examples. (Past the table's
+    problems, a few docstrings are wrong themselves: HumanEval/47 says median([-10, 4, 6, 1000, 10, 20])
+    is 15.0; it is 8.0.)"""
+    failing, without = [], []
+    for p in load_problems(0, 40):
+        source = problem_task(p).tests[0].source if problem_task(p).tests else None
+        if source is None:
+            without.append(p.index)
+            continue
+        run = await run_tests(program(p, p.canonical_solution), TestSuite(kind="doctest", source=source))
+        if run.passed != run.total:
+            failing.append(p.index)
+    assert (failing, without) == ([], [38])
+
+
+def test_a_bare_comparison_example_expects_true():
+    [suite] = problem_task(load_problems(108, 1)[0]).tests
+    assert ">>> count_nums([]) == 0\nTrue\n" in suite.source
 
 
 def test_program_keeps_the_prompts_imports_and_helpers():

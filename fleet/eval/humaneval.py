@@ -36,6 +36,8 @@ CODE_RUBRIC = Rubric(criteria={
     "clarity": "The code is short, readable and idiomatic Python.",
 })
 
+_QUOTES = ('"' * 3, "'" * 3)
+
 INSTRUCTION = ("Complete this Python function so that it does what its docstring says. Answer with the whole "
                "function (and any imports or helpers it needs) in one ```python block.")
 
@@ -75,13 +77,35 @@ def load_problems(offset: int = 0, limit: int | None = None) -> list[Problem]:
 
 
 def _examples(problem: Problem) -> list[doctest.Example]:
-    return doctest.DocTestParser().get_examples(problem.prompt)
+    """The `>>>` examples of the entry point's docstring. Parsed from the docstring itself, not from
+    the prompt's text: there, the example closest to the closing quotes would expect them as output."""
+    parser = doctest.DocTestParser()
+    try:
+        tree = ast.parse(problem.prompt)
+        doc = next(ast.get_docstring(n) or "" for n in ast.walk(tree)
+                   if isinstance(n, ast.FunctionDef) and n.name == problem.entry_point)
+        return parser.get_examples(doc)
+    except (SyntaxError, StopIteration, ValueError):  # ValueError: an example indented unlike its docstring
+        pass
+    examples = parser.get_examples(problem.prompt)
+    for ex in examples:  # the prompt's text: drop the closing quotes from what an example expects
+        ex.want = "".join(line for line in ex.want.splitlines(keepends=True) if line.strip() not in _QUOTES)
+    return [ex for ex in examples if ex.want.strip()]
+
+
+def visible_examples(problem: Problem) -> list[doctest.Example]:
+    """The docstring's examples; a bare comparison (`>>> f(1) == 2`, expecting nothing) expects True."""
+    examples = _examples(problem)
+    for ex in examples:
+        if not ex.want.strip() and "==" in ex.source:
+            ex.want = "True\n"
+    return examples
 
 
 def visible_doctest(problem: Problem) -> str | None:
     """The docstring's `>>>` examples as a doctest (None when it has none)."""
     parts = []
-    for ex in _examples(problem):
+    for ex in visible_examples(problem):
         first, *rest = ex.source.rstrip("\n").split("\n")
         parts.append("\n".join([f">>> {first}", *(f"... {line}" for line in rest)]) + "\n" + ex.want)
     return "".join(parts) or None

@@ -17,7 +17,6 @@ rerun with the same settings skips what is there.
 from __future__ import annotations
 
 import asyncio
-import doctest
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -36,7 +35,7 @@ from fleet.config.scoring import SandboxLimits
 from fleet.driver import Fleet
 from fleet.errors import DeliberationFailedError, InvalidRequestError
 from fleet.eval import vote
-from fleet.eval.humaneval import Problem, grade, load_problems, probe_inputs, problem_task, program, visible_doctest
+from fleet.eval.humaneval import Problem, grade, load_problems, probe_inputs, problem_task, program, visible_examples
 from fleet.eval.rows import STRATEGIES, EvalRow, EvalSettings, Strategy, append_row, read_rows
 from fleet.record import DeliberationRecord
 from fleet.scoring.code import extract_code, lint
@@ -214,9 +213,7 @@ class Evaluation:
 
 def _visible_wants(problem: Problem) -> list[tuple[str, str]]:
     """(expression, expected output) of each visible example."""
-    if visible_doctest(problem) is None:
-        return []
-    return [(ex.source.strip(), ex.want) for ex in doctest.DocTestParser().get_examples(problem.prompt)]
+    return [(ex.source.strip(), ex.want) for ex in visible_examples(problem)]
 
 
 def _same(got: str | None, want: str) -> bool:
