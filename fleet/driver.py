@@ -244,8 +244,8 @@ class Fleet:
         ref = getattr(self.coordinator, method).remote(*args)
         try:
             return await asyncio.wait_for(ref, timeout_s)
-        except asyncio.CancelledError:
-            ray.cancel(ref)  # recursive: the coordinator's work for this call stops too
+        except (asyncio.CancelledError, TimeoutError):
+            ray.cancel(ref)  # recursive: the coordinator's work for this call (a deliberation) stops too
             raise
         except ray.exceptions.RayTaskError as e:
             if isinstance(e.cause, FleetError):

@@ -6,8 +6,10 @@ ingress should answer with, so the mapping to HTTP lives here and nowhere else.
     FleetError
     ├── UserError            the caller's mistake: fix the input and retry      (4xx)
     │   ├── InvalidRequestError   a field is wrong; the message says which   (422)
+    │   ├── UnauthorizedError     no or a wrong bearer token                 (401)
     │   ├── NotFoundError         unknown role, council, agent or id         (404)
     │   └── ConflictError         it exists already                          (409)
+    ├── OverloadedError      the queue of accepted deliberations is full       (503 + Retry-After)
     ├── EngineError          an engine call failed (recoverable, per call)     (502)
     │   ├── EngineTimeoutError    the call ran past its timeout              (504)
     │   ├── EngineNotReadyError   no engine deployment to talk to            (503)
@@ -44,12 +46,24 @@ class InvalidRequestError(UserError):
     http_status = 422
 
 
+class UnauthorizedError(UserError):
+    http_status = 401
+
+
 class NotFoundError(UserError):
     http_status = 404
 
 
 class ConflictError(UserError):
     http_status = 409
+
+
+class OverloadedError(FleetError):
+    """fleet accepted as many deliberations as it queues (`max_queued`): retry after `retry_after_s`.
+    Nothing already accepted is dropped to make room."""
+
+    http_status = 503
+    retry_after_s = 10
 
 
 class EngineError(FleetError):

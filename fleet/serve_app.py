@@ -26,13 +26,16 @@ def build_app(args: dict[str, Any]):
         raise InvalidRequestError("engine kind 'inproc_fake' has nothing to deploy; use 'vllm' or 'fake'")
     source = resolve_model_source(config.engine)
     engine = build_engine_app(config.engine, source)
-    ingress = make_fastapi_ingress(FleetIngress, endpoint_map=FLEET_ENDPOINTS, app=make_app())
+    ingress = make_fastapi_ingress(FleetIngress, endpoint_map=FLEET_ENDPOINTS,
+                                   app=make_app(api_token=config.resolved_token()))
     # num_cpus=0: on a 2-CPU node the engine's placement group holds the CPUs; an ingress that asks
     # for one is never scheduled and the app hangs (ENGINE_NOTES).
     return serve.deployment(ingress).options(
         name="FleetIngress", num_replicas=config.ingress_replicas, ray_actor_options={"num_cpus": 0},
+        # Serve's default (5) let six open SSE streams starve /v1/health.
+        max_ongoing_requests=config.ingress_max_ongoing_requests,
     ).bind(
         llm_deployments={config.engine.model_id: engine},
         model_cards={config.engine.model_id: model_card(config.engine, source)},
-        fleet_config=config.model_dump(mode="json"),
+        fleet_config=config.model_dump(mode="json", exclude={"api_token"}),  # the token stays in the middleware
     )

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
-from fleet.errors import EngineNotReadyError, NotFoundError
+from fleet.errors import EngineNotReadyError, NotFoundError, OverloadedError
 from fleet.ingress.app import FleetIngress, make_app
 from fleet.ingress.http import MAX_BODY_BYTES, sse
 from fleet.record import DeliberationEvent, StatusChange
@@ -15,15 +15,26 @@ from fleet.record import DeliberationEvent, StatusChange
 pytestmark = pytest.mark.unit
 
 
-@pytest.fixture
-async def client():
-    app = make_app()
+def boom_app(token: str | None = None):
+    app = make_app(api_token=token)
 
     @app.post("/boom/{kind}")
     async def boom(kind: str, body: dict):
-        raise {"engine": EngineNotReadyError("engine is DEPLOYING"), "missing": NotFoundError("no such thing")}[kind]
+        raise {"engine": EngineNotReadyError("engine is DEPLOYING"), "missing": NotFoundError("no such thing"),
+               "full": OverloadedError("64 deliberations are waiting"), "bug": KeyError("oops")}[kind]
 
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+    @app.get("/v1/health")
+    async def health():
+        return {"status": "ok"}
+
+    return app
+
+
+@pytest.fixture
+async def client():
+    # raise_app_exceptions=False: answer as a server would (Starlette re-raises after the 500 handler).
+    transport = httpx.ASGITransport(app=boom_app(), raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
         yield c
 
 
@@ -31,6 +42,76 @@ async def test_fleet_errors_map_to_their_status_with_a_reason(client):
     r = await client.post("/boom/engine", json={})
     assert (r.status_code, r.json()) == (503, {"error": "EngineNotReadyError", "message": "engine is DEPLOYING"})
     assert (await client.post("/boom/missing", json={})).status_code == 404
+
+
+async def test_overload_says_when_to_retry_and_a_bug_still_answers_in_the_error_shape(client):
+    r = await client.post("/boom/full", json={})
+    assert (r.status_code, r.headers["retry-after"], r.json()["error"]) == (503, "10", "OverloadedError")
+    r = await client.post("/boom/bug", json={})
+    assert r.status_code == 500 and r.json() == {
+        "error": "InternalError", "message": "KeyError: the server failed; see the ingress logs"}
+
+
+async def test_bearer_token_guards_every_route_but_health():
+    transport = httpx.ASGITransport(app=boom_app(token="s3cret-token"), raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+        assert (await c.get("/v1/health")).status_code == 200
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic s3cret-token"},
+                        {"Authorization": "s3cret-token"}):
+            r = await c.post("/boom/missing", json={}, headers=headers)
+            assert r.status_code == 401 and r.json()["error"] == "UnauthorizedError", headers
+            assert "s3cret" not in r.text and r.headers["www-authenticate"] == "Bearer"
+        for path in ("/openapi.json", "/docs"):
+            assert (await c.get(path)).status_code == 401
+        ok = await c.post("/boom/missing", json={}, headers={"Authorization": "Bearer s3cret-token"})
+        assert ok.status_code == 404  # through the door; the route's own answer
+
+
+def test_the_token_comes_from_config_or_env_and_never_reaches_the_fleet_config(monkeypatch):
+    from pydantic import SecretStr
+
+    from fleet.config.fleet import FleetConfig
+
+    monkeypatch.delenv("FLEET_API_TOKEN", raising=False)
+    assert FleetConfig().resolved_token() is None
+    monkeypatch.setenv("FLEET_API_TOKEN", "from-env")
+    assert FleetConfig().resolved_token() == "from-env"
+    config = FleetConfig(api_token="from-config")
+    assert config.resolved_token() == "from-config" and "from-config" not in repr(config)
+    assert config.same_fleet(FleetConfig(api_token=SecretStr("another")))  # auth is the edge's, not the fleet's
+
+
+@pytest.mark.parametrize(("status", "code"), [("done", 200), ("failed", 500), ("cancelled", 409), ("running", 202)])
+async def test_wait_true_answers_with_a_status_code_that_says_how_it_ended(status, code):
+    from fastapi import Response
+
+    from fleet.config.fleet import FleetConfig
+    from fleet.config.inputs import DeliberationInput
+    from fleet.record import DeliberationState
+
+    class StandIn:
+        config = FleetConfig()
+
+        async def submit(self, request):
+            return DeliberationState(deliberation_id="d1", role="DEV", status="queued", task_id="t",
+                                     created_at=datetime.now(UTC))
+
+        async def wait(self, deliberation_id, timeout_s):
+            return DeliberationState(deliberation_id=deliberation_id, role="DEV", status=status, task_id="t",
+                                     created_at=datetime.now(UTC))
+
+    ingress = object.__new__(FleetIngress)
+
+    async def fleet():
+        return StandIn()
+
+    async def ready():
+        return None
+
+    ingress._get_fleet, ingress._require_engine = fleet, ready
+    response = Response()
+    state = await FleetIngress.create_deliberation(ingress, DeliberationInput(task="x"), response, wait=True)
+    assert (state.status, response.status_code, response.headers["location"]) == (status, code, "/v1/deliberations/d1")
 
 
 async def test_oversized_bodies_are_413_declared_or_chunked(client):

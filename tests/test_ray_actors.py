@@ -116,3 +116,61 @@ async def test_coordinator_reports_where_its_agents_run(fleet):
     nodes = await fleet.coordinator.agent_nodes.remote()
     assert {"agent-dev-001", "agent-dev-002", "agent-dev-003"} <= set(nodes)
     assert len(set(nodes.values())) == 1  # one node here; tests/test_placement.py covers several
+
+
+async def test_overrides_ride_on_calls_so_concurrent_deliberations_share_the_actors(fleet):
+    from fleet import SamplingOverride
+
+    def actor_ids(coordinator):
+        return {agent: handle._actor_id.hex() for agent, (_, handle) in coordinator.actors.items()}
+
+    await fleet.deliberate("Warm the DEV council", role="DEV", rounds=0, judge=False)
+    before = await fleet.coordinator.__ray_call__.remote(actor_ids)
+    records = await asyncio.gather(
+        fleet.deliberate("Add a cache", role="DEV", rounds=1, sampling=SamplingOverride(max_tokens=40)),
+        fleet.deliberate("Add a cache", role="DEV", rounds=1, sampling=SamplingOverride(temperature=0.0)),
+        fleet.deliberate("Add a cache", role="DEV", rounds=1))
+    assert [r.status for r in records] == ["completed"] * 3
+    after = await fleet.coordinator.__ray_call__.remote(actor_ids)
+    assert {a: after[a] for a in before} == before  # no actor was replaced by an override
+    assert records[0].sampling.max_tokens == 40 and records[1].sampling.temperature == 0.0
+
+
+async def test_a_dead_agent_actor_is_replaced_before_its_next_call_and_the_record_says_so(fleet):
+    import ray
+
+    await fleet.deliberate("Warm the DATA council", role="DATA", rounds=0, judge=False)
+    handle = await fleet.coordinator.__ray_call__.remote(lambda c: c.actors["agent-data-002"][1])
+    ray.kill(handle)
+    first = await fleet.deliberate("Add a migration", role="DATA", rounds=0, judge=False)
+    # Killed between deliberations: the next one finds it dead, degrades, and the coordinator forgets it.
+    assert first.status == "degraded" and first.failures[0].agent_id == "agent-data-002"
+    second = await fleet.deliberate("Add a migration", role="DATA", rounds=0, judge=False)
+    assert second.status == "completed" and second.failures == []
+    assert any("agent-data-002" in n and "new actors" in n for n in second.notes)
+    assert (await fleet.status())["agents_replaced"]["agent-data-002"] == 1
+
+
+async def test_the_door_refuses_a_quorum_above_the_council_and_a_full_queue(ray_session):
+    from fleet import DeliberationConfig
+    from fleet.errors import OverloadedError
+
+    config = FleetConfig(engine=EngineSpec(kind="inproc_fake", fake=FakeEngineConfig(latency_s=1.0)),
+                         coordinator_name="fleet-tests-queue", max_concurrent=1, max_queued=2)
+    fleet = await Fleet.start(config)
+    try:
+        with pytest.raises(InvalidRequestError, match="quorum: 5 is larger than the council that would run"):
+            await fleet.deliberate("x", role="QA", config=DeliberationConfig(quorum=5))
+        from fleet.config.deliberation import DeliberationRequest
+
+        request = DeliberationRequest(task=Task(description="Add a cache"), role="DEV",
+                                      config=DeliberationConfig(rounds=0, judge=False))
+        accepted = [await fleet.submit(request) for _ in range(3)]  # one runs, two wait
+        with pytest.raises(OverloadedError, match="max_queued=2") as err:
+            await fleet.submit(request)
+        assert err.value.http_status == 503 and err.value.retry_after_s > 0
+        finished = [await fleet.wait(s.deliberation_id, 120) for s in accepted]
+        assert [s.status for s in finished] == ["done"] * 3  # nothing accepted was dropped
+        assert (await fleet.list_deliberations())[1] == 3  # the refused ones left nothing behind
+    finally:
+        await fleet.shutdown()

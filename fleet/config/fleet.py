@@ -6,7 +6,9 @@ CLI's `--config` read one schema.
 
 from __future__ import annotations
 
-from pydantic import Field, model_validator
+import os
+
+from pydantic import Field, SecretStr, model_validator
 
 from fleet.config._base import StrictModel
 from fleet.config.council import CouncilSpec
@@ -34,6 +36,14 @@ class FleetConfig(StrictModel):
     coordinator_name: str = Field(default="fleet-coordinator", description="named actor, for connect()")
     ingress_replicas: int = Field(default=1, ge=1, le=64, description="HTTP ingress replicas (serve_app)")
     max_concurrent: int = Field(default=4, ge=1, le=256, description="deliberations running at once; more queue")
+    max_queued: int = Field(default=64, ge=0, le=100_000,
+                            description="accepted deliberations waiting for a slot; beyond it: 503 + Retry-After")
+    ingress_max_ongoing_requests: int = Field(
+        default=256, ge=1, le=100_000, description="requests one ingress replica holds at once (SSE streams "
+                                                   "stay open for a deliberation's length)")
+    api_token: SecretStr | None = Field(
+        default=None, description="bearer token every HTTP route but /v1/health requires; None: the "
+                                  "FLEET_API_TOKEN environment variable, else no authentication")
     state_path: str | None = Field(
         default=None, description="SQLite file keeping councils, deliberations and events across restarts; "
                                   "None: memory only")
@@ -47,8 +57,15 @@ class FleetConfig(StrictModel):
         return self
 
     def same_fleet(self, other: FleetConfig) -> bool:
-        """Whether two configs describe the same fleet; how one connects to Ray does not count."""
-        return self.model_dump(exclude={"ray"}) == other.model_dump(exclude={"ray"})
+        """Whether two configs describe the same fleet; how one connects to Ray, and the HTTP edge's
+        token, do not count."""
+        return self.model_dump(exclude={"ray", "api_token"}) == other.model_dump(exclude={"ray", "api_token"})
+
+    def resolved_token(self) -> str | None:
+        """The HTTP bearer token: the config's, else FLEET_API_TOKEN, else None (no authentication)."""
+        if self.api_token is not None:
+            return self.api_token.get_secret_value() or None
+        return os.environ.get("FLEET_API_TOKEN") or None
 
     def startup_councils(self) -> list[CouncilSpec]:
         return self.councils or [

@@ -34,7 +34,9 @@ from fleet.errors import (
     DeliberationFailedError,
     EngineTimeoutError,
     FleetError,
+    InvalidRequestError,
     NotFoundError,
+    OverloadedError,
 )
 from fleet.messages import GenerateRequest
 from fleet.record import (
@@ -60,6 +62,8 @@ class Coordinator:
         self.plans: dict[str, PlanDispatch] = {}  # event_id -> the first answer (idempotency)
         self.counts: Counter[tuple[str, str]] = Counter()  # (role, record or lifecycle status) -> n
         self._slots = asyncio.Semaphore(config.max_concurrent)
+        self.replaced: Counter[str] = Counter()  # agent_id -> actors that died and were replaced
+        self._dead: set[str] = set()  # agents whose actor died since a deliberation last started them
         # Durable state: read once here (the constructor runs before any call), then written through
         # on one thread, in order. A failed write is counted and shown by status(), never dropped silently.
         self.store = StateStore(config.state_path) if config.state_path else None
@@ -150,6 +154,22 @@ class Coordinator:
         self.actors[spec.agent_id] = (spec, handle)
         return handle
 
+    def _agent_died(self, agent_id: str, handle: Any) -> None:
+        """An agent's actor died: forget it (the next call gets a new one) unless already replaced."""
+        have = self.actors.get(agent_id)
+        if have is not None and have[1] is handle:
+            del self.actors[agent_id]
+            self._dead.add(agent_id)
+
+    def _pool(self, members: list[AgentSpec]) -> tuple[ActorPool, list[str]]:
+        """The agents' actors (new ones for agents whose actor died), and which were replaced."""
+        replaced = sorted(a.agent_id for a in members if a.agent_id in self._dead)
+        pool = ActorPool({a.agent_id: self._actor(a) for a in members}, on_dead=self._agent_died)
+        for agent_id in replaced:
+            self._dead.discard(agent_id)
+            self.replaced[agent_id] += 1
+        return pool, replaced
+
     def _drop_actor(self, agent_id: str) -> None:
         have = self.actors.pop(agent_id, None)
         if have is not None:
@@ -165,11 +185,22 @@ class Coordinator:
     # -- deliberations -------------------------------------------------------------------------
 
     async def submit(self, request: DeliberationRequest, deliberation_id: str | None = None) -> DeliberationState:
-        """Start a deliberation in the background; returns its (queued) state at once."""
+        """Start a deliberation in the background; returns its (queued) state at once. Refused before
+        anything is stored: an unknown role (`NotFoundError`), a quorum larger than the council that
+        would run (`InvalidRequestError`), a full queue (`OverloadedError`)."""
         council = self.councils.resolve(request)
+        quorum, n = request.config.quorum, len(council.agents)
+        if quorum is not None and quorum > n:
+            raise InvalidRequestError(f"config.quorum: {quorum} is larger than the council that would run "
+                                      f"({council.role}: {n} agents)")
         did = deliberation_id or new_deliberation_id()
         if did in self.tracked:
             raise ConflictError(f"deliberation {did!r} exists already")
+        queued = sum(t.state.status == "queued" for t in self.tracked.values())
+        if queued >= self.config.max_queued:
+            raise OverloadedError(f"{queued} deliberations are waiting for a slot (max_queued="
+                                  f"{self.config.max_queued}, {self.config.max_concurrent} run at once): retry "
+                                  f"in {OverloadedError.retry_after_s}s")
         tracked = Tracked(did, request, council.role, self._on_change)
         self.tracked[did] = tracked
         self._evict()
@@ -183,11 +214,14 @@ class Coordinator:
                 tracked.set_status("running")
                 architect = self.councils.architect_for(council) if request.config.architect else None
                 members = council.agents + ([architect] if architect else [])
-                pool = ActorPool({a.agent_id: self._actor(a) for a in members})
+                pool, replaced = self._pool(members)
                 judge = (Judge(self.engine, self.config.engine.model_id, request.config.judge_max_tokens)
                          if request.config.judge else None)
                 run = Deliberation(request, council, pool, RubricScorer(judge, request.config.sandbox), did,
                                    on_event=tracked.emit, architect_id=architect.agent_id if architect else None)
+                if replaced:
+                    run.record.notes.append(f"the actors of {replaced} had died since their last call: "
+                                            "they run in new actors")
                 try:
                     record = await run.run()
                 except asyncio.CancelledError:
@@ -251,7 +285,7 @@ class Coordinator:
         agents = council.agents
         started = time.perf_counter()
         async with self._slots:
-            pool = ActorPool({a.agent_id: self._actor(a) for a in agents})
+            pool, _ = self._pool(agents)
             calls = [(agents[i % len(agents)].agent_id,
                       GenerateRequest(task=request.task, sampling=request.sampling, sample=i // len(agents)))
                      for i in range(request.n)]
@@ -341,6 +375,9 @@ class Coordinator:
             "total": len(self.tracked),
             "finished": sum(self.counts.values()),
             "per_role": per_role,
+            "queued": sum(t.state.status == "queued" for t in self.tracked.values()),
+            "max_queued": self.config.max_queued,
+            "agents_replaced": dict(self.replaced),
             "engine": {"kind": self.config.engine.kind, "model": self.config.engine.model_id},
             "store": {"path": self.config.state_path, "errors": len(self.store_errors),
                       "last_error": self.store_errors[-1] if self.store_errors else None},

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import ray
@@ -34,10 +35,12 @@ class LocalPool(AgentPool):
 
 
 class ActorPool(AgentPool):
-    """agent_id -> `AgentActor` handle."""
+    """agent_id -> `AgentActor` handle. `on_dead(agent_id, handle)` hears of an actor that died, so
+    its owner replaces it before anyone calls it again."""
 
-    def __init__(self, handles: dict[str, Any]) -> None:
+    def __init__(self, handles: dict[str, Any], on_dead: Callable[[str, Any], None] | None = None) -> None:
         self.handles = handles
+        self.on_dead = on_dead
 
     async def call(self, agent_id: str, method: str, *args: Any, **kwargs: Any) -> Any:
         ref = getattr(self.handles[agent_id], method).remote(*args, **kwargs)
@@ -54,4 +57,6 @@ class ActorPool(AgentPool):
             # cancelled, which is not a failure of this agent.
             raise asyncio.CancelledError(f"{agent_id}.{method} cancelled") from e
         except RayActorError as e:
+            if self.on_dead is not None:
+                self.on_dead(agent_id, self.handles[agent_id])
             raise AgentCallError(f"{agent_id}.{method}: agent actor unavailable: {e}", type(e).__name__) from e

@@ -23,10 +23,12 @@ from fleet.config.inputs import DeliberationInput
 from fleet.config.plan import PlanApproved, PlanDispatch
 from fleet.driver import Fleet
 from fleet.errors import EngineNotReadyError, InvalidRequestError
-from fleet.ingress.http import BodyLimit, install_error_handlers, sse
+from fleet.ingress.http import BearerAuth, BodyLimit, install_error_handlers, sse
 from fleet.record import DeliberationState, Lifecycle
 
 API_VERSION = "v1"
+# `POST /v1/deliberations?wait=true`: the status code says how it ended (the body is the state).
+WAIT_STATUS = {"done": 200, "failed": 500, "cancelled": 409, "queued": 202, "running": 202}
 
 
 class DeliberationPage(BaseModel):
@@ -37,11 +39,14 @@ class DeliberationPage(BaseModel):
     next_offset: int | None
 
 
-def make_app() -> FastAPI:
+def make_app(api_token: str | None = None) -> FastAPI:
+    """fleet's FastAPI app; with `api_token`, every route but /v1/health needs it as a bearer token."""
     app = FastAPI(title="fleet", version="0.1.0",
                   description="Councils of LLM agents deliberating on software-engineering tasks.")
     install_error_handlers(app)
     app.add_middleware(BodyLimit)
+    if api_token:
+        app.add_middleware(BearerAuth, token=api_token)  # added last: runs first
     return app
 
 
@@ -81,7 +86,9 @@ class FleetIngress(OpenAiIngress):
     # -- deliberations ---------------------------------------------------------------------------
 
     async def create_deliberation(self, body: DeliberationInput, response: Response,
-                                  wait: bool = Query(False, description="answer 200 with the finished record")
+                                  wait: bool = Query(False, description="answer with the finished state: 200 "
+                                                     "done, 500 failed, 409 cancelled, 202 still running after "
+                                                     "the deliberation timeout")
                                   ) -> DeliberationState:
         await self._require_engine()
         fleet = await self._get_fleet()
@@ -92,7 +99,9 @@ class FleetIngress(OpenAiIngress):
         if not wait:
             response.status_code = 202
             return state
-        return await fleet.wait(state.deliberation_id, request.config.timeouts.deliberation_s)
+        state = await fleet.wait(state.deliberation_id, request.config.timeouts.deliberation_s)
+        response.status_code = WAIT_STATUS[state.status]
+        return state
 
     async def get_deliberation(self, deliberation_id: str) -> DeliberationState:
         return await (await self._get_fleet()).get(deliberation_id)

@@ -1,10 +1,15 @@
-"""HTTP plumbing for the ingress: the error mapping, the body-size limit, SSE framing.
+"""HTTP plumbing for the ingress: the error mapping, bearer-token auth, the body-size limit, SSE framing.
 
 Every fleet error becomes `{"error": <type>, "message": <what to fix>}` with the status its class
-carries (fleet/errors.py); request validation errors become 422 in the same shape.
+carries (fleet/errors.py), and a `Retry-After` header when the error says when to retry; request
+validation errors become 422 in the same shape; anything else 500 in the same shape (logged, with no
+internals in the body).
 """
 
 from __future__ import annotations
+
+import hmac
+import logging
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -12,10 +17,13 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.middleware.base import BaseHTTPMiddleware
 
-from fleet.errors import FleetError, InvalidRequestError, explain
+from fleet.errors import FleetError, InvalidRequestError, UnauthorizedError, explain
 from fleet.record import DeliberationEvent
 
+log = logging.getLogger(__name__)
+
 MAX_BODY_BYTES = 1 << 20  # 1 MiB: a task is text, not a payload
+OPEN_PATHS = frozenset({"/v1/health"})  # the only route without a token: load balancers probe it
 
 
 def _error(status: int, error: str, message: str) -> JSONResponse:
@@ -25,7 +33,12 @@ def _error(status: int, error: str, message: str) -> JSONResponse:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(FleetError)
     async def _fleet_error(request: Request, e: FleetError) -> JSONResponse:
-        return JSONResponse(status_code=e.http_status, content=e.to_dict())
+        return fleet_error_response(e)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, e: Exception) -> JSONResponse:
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return _error(500, "InternalError", f"{type(e).__name__}: the server failed; see the ingress logs")
 
     @app.exception_handler(RequestValidationError)
     async def _request_invalid(request: Request, e: RequestValidationError) -> JSONResponse:
@@ -34,6 +47,32 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ValidationError)
     async def _model_invalid(request: Request, e: ValidationError) -> JSONResponse:
         return _error(422, InvalidRequestError.__name__, explain(e.errors()))
+
+
+def fleet_error_response(e: FleetError) -> JSONResponse:
+    retry = getattr(e, "retry_after_s", None)
+    headers = {"Retry-After": str(int(retry))} if retry else None
+    if e.http_status == 401:
+        headers = {"WWW-Authenticate": "Bearer"}
+    return JSONResponse(status_code=e.http_status, content=e.to_dict(), headers=headers)
+
+
+class BearerAuth(BaseHTTPMiddleware):
+    """401 unless `Authorization: Bearer <token>` matches (compared in constant time); every path
+    but OPEN_PATHS. The token is never logged or echoed."""
+
+    def __init__(self, app, token: str) -> None:
+        super().__init__(app)
+        self._token = token.encode()
+
+    async def dispatch(self, request: Request, call_next):
+        if request.url.path not in OPEN_PATHS:
+            scheme, _, given = request.headers.get("authorization", "").partition(" ")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), self._token):
+                why = "a wrong bearer token" if scheme.lower() == "bearer" else "no bearer token"
+                return fleet_error_response(UnauthorizedError(
+                    f"{why}: send 'Authorization: Bearer <token>' (the fleet's api_token / FLEET_API_TOKEN)"))
+        return await call_next(request)
 
 
 class BodyLimit(BaseHTTPMiddleware):
