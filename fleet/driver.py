@@ -29,7 +29,14 @@ from fleet.config.inputs import DeliberationInput
 from fleet.config.plan import PlanApproved, PlanDispatch
 from fleet.config.task import Task
 from fleet.coordinator.coordinator import CoordinatorActor
-from fleet.errors import ConflictError, EngineNotReadyError, FleetError, InvalidRequestError, explain
+from fleet.errors import (
+    ConflictError,
+    CoordinatorUnavailableError,
+    EngineNotReadyError,
+    FleetError,
+    InvalidRequestError,
+    explain,
+)
 from fleet.record import DeliberationEvent, DeliberationRecord, DeliberationState, SampleResult
 
 log = logging.getLogger(__name__)
@@ -89,6 +96,7 @@ class Fleet:
         self.coordinator, self.config = coordinator, config
         self.engine_ready_s = engine_ready_s  # wall time start() spent bringing the engine up
         self.owner = owner  # True when this handle created the coordinator (and so may stop it)
+        self._stale = False  # the handle's actor is gone for good: look the coordinator up again
 
     @classmethod
     async def start(cls, config: FleetConfig | None = None, *, ray_options: RayOptions | None = None,
@@ -249,7 +257,16 @@ class Fleet:
         return await self._call("status")
 
     async def _call(self, method: str, *args: Any, timeout_s: float = _CONTROL_TIMEOUT_S) -> Any:
-        """Await a coordinator method under a timeout; fleet's typed errors come back as themselves."""
+        """Await a coordinator method under a timeout; fleet's typed errors come back as themselves.
+        A coordinator that died is `CoordinatorUnavailableError` (503): Ray restarts it, and the next
+        call reaches the new one (looked up by name again if this handle's actor is gone for good)."""
+        if self._stale:
+            found = await _find_coordinator(self.config)
+            if found is None:
+                raise CoordinatorUnavailableError(
+                    f"no fleet coordinator named {self.config.coordinator_name!r} is running: it died and was not "
+                    "restarted; start the fleet again")
+            self.coordinator, self._stale = found, False
         ref = getattr(self.coordinator, method).remote(*args)
         try:
             return await asyncio.wait_for(ref, timeout_s)
@@ -260,6 +277,11 @@ class Fleet:
             if isinstance(e.cause, FleetError):
                 raise e.cause from None
             raise
+        except ray.exceptions.RayActorError as e:
+            self._stale = True  # the next call looks it up by name: the restarted actor, or none
+            raise CoordinatorUnavailableError(
+                f"the fleet coordinator is unavailable ({type(e).__name__}: its process died; Ray restarts it): "
+                f"{method} did not complete; retry in {CoordinatorUnavailableError.retry_after_s}s") from e
 
     async def shutdown(self, engine: bool = False) -> None:
         """Stop the coordinator (and its agents) if this handle started it; with `engine=True` also

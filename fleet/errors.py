@@ -10,6 +10,7 @@ ingress should answer with, so the mapping to HTTP lives here and nowhere else.
     │   ├── NotFoundError         unknown role, council, agent or id         (404)
     │   └── ConflictError         it exists already                          (409)
     ├── OverloadedError      the queue of accepted deliberations is full       (503 + Retry-After)
+    ├── CoordinatorUnavailableError  the coordinator's process died; Ray restarts it (503 + Retry-After)
     ├── EngineError          an engine call failed (recoverable, per call)     (502)
     │   ├── EngineTimeoutError    the call ran past its timeout              (504)
     │   ├── EngineNotReadyError   no engine deployment to talk to            (503)
@@ -64,6 +65,14 @@ class OverloadedError(FleetError):
 
     http_status = 503
     retry_after_s = 10
+
+
+class CoordinatorUnavailableError(FleetError):
+    """The coordinator actor is down (its process died; Ray restarts it) or gone. The call did not
+    happen or its answer was lost: retry after `retry_after_s`."""
+
+    http_status = 503
+    retry_after_s = 5
 
 
 class EngineError(FleetError):

@@ -36,7 +36,7 @@ async def read_sse(client: httpx.AsyncClient, did: str, headers: dict | None = N
 
 
 async def test_health_and_openapi(client):
-    assert (await client.get("/v1/health")).json() == {"status": "ok", "engine": "HEALTHY"}
+    assert (await client.get("/v1/health")).json() == {"status": "ok", "engine": "HEALTHY", "coordinator": "ok"}
     paths = (await client.get("/openapi.json")).json()["paths"]
     for path in ("/v1/deliberations", "/v1/deliberations/{deliberation_id}/events", "/v1/councils/{role}/agents",
                  "/v1/events/plan-approved", "/v1/chat/completions", "/v1/models", "/v1/status"):
@@ -165,3 +165,37 @@ async def test_openai_client_talks_to_the_same_engine(fleet_app):
     assert chat.choices[0].message.content and chat.usage.completion_tokens <= 16
     completion = await client.completions.create(model="smollm2", prompt="def add(a, b):", max_tokens=8)
     assert completion.choices[0].text and completion.usage.completion_tokens <= 8
+
+
+async def test_fifty_open_event_streams_do_not_starve_health(client, fleet_app):
+    """Serve's default max_ongoing_requests (5) let six SSE streams block /v1/health; the ingress now
+    holds 256 requests per replica."""
+    import asyncio
+
+    r = await client.post("/v1/deliberations", json={"task": "Add an audit log", "num_agents": 2, "rounds": 2})
+    did = r.json()["deliberation_id"]
+    opened = asyncio.Event()
+    count = 0
+
+    async def hold():
+        nonlocal count
+        async with httpx.AsyncClient(base_url=fleet_app, timeout=600) as c:
+            async with c.stream("GET", f"/v1/deliberations/{did}/events") as s:
+                assert s.status_code == 200
+                count += 1
+                if count == 50:
+                    opened.set()
+                async for _ in s.aiter_lines():
+                    pass
+
+    streams = [asyncio.create_task(hold()) for _ in range(50)]
+    try:
+        await asyncio.wait_for(opened.wait(), 120)
+        async with httpx.AsyncClient(base_url=fleet_app, timeout=5) as c:
+            health = await c.get("/v1/health")
+        assert health.status_code == 200 and health.json()["engine"] == "HEALTHY"
+    finally:
+        await client.delete(f"/v1/deliberations/{did}")
+        for t in streams:
+            t.cancel()
+        await asyncio.gather(*streams, return_exceptions=True)

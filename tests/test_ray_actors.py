@@ -174,3 +174,35 @@ async def test_the_door_refuses_a_quorum_above_the_council_and_a_full_queue(ray_
         assert (await fleet.list_deliberations())[1] == 3  # the refused ones left nothing behind
     finally:
         await fleet.shutdown()
+
+
+async def test_a_killed_coordinator_restarts_keeps_its_state_and_callers_get_503_meanwhile(ray_session, tmp_path):
+    import ray
+
+    from fleet.errors import CoordinatorUnavailableError
+
+    config = FleetConfig(engine=EngineSpec(kind="inproc_fake", fake=FakeEngineConfig(latency_s=0.2)),
+                         coordinator_name="fleet-tests-restart", state_path=str(tmp_path / "state.sqlite"))
+    fleet = await Fleet.start(config, detached=True)
+    try:
+        done = await fleet.deliberate("Add a cache", role="DEV", rounds=0, judge=False)
+        ray.kill(fleet.coordinator, no_restart=False)  # its process dies; Ray starts it again
+        answers = []
+        for _ in range(60):
+            try:
+                answers.append((await fleet.get(done.deliberation_id)).status)
+                break
+            except CoordinatorUnavailableError as e:
+                assert e.http_status == 503 and e.retry_after_s > 0
+                answers.append("503")
+                await asyncio.sleep(0.5)
+        assert answers[-1] == "done"  # the restarted coordinator reloaded the state file
+        again = await fleet.deliberate("Add a cache", role="DEV", rounds=0, judge=False)
+        assert again.status == "completed"
+        ray.kill(fleet.coordinator, no_restart=True)  # gone for good: a clear 503, not a hang or a 500
+        with pytest.raises(CoordinatorUnavailableError):
+            await fleet.status()
+        with pytest.raises(CoordinatorUnavailableError, match="not restarted"):
+            await fleet.status()
+    finally:
+        fleet.owner = False

@@ -384,5 +384,8 @@ class Coordinator:
         }
 
 
-# num_cpus=0: the coordinator only awaits; the CPUs belong to the engines.
-CoordinatorActor = ray.remote(num_cpus=0, max_restarts=0)(Coordinator)
+# num_cpus=0: the coordinator only awaits; the CPUs belong to the engines. max_restarts=-1: if its
+# process dies, Ray starts it again (its constructor reloads the state file, when there is one); calls
+# in flight then fail (the driver says 503, retry) and later calls reach the new one. Its agent actors
+# die with it (they are its children) and are made again on demand.
+CoordinatorActor = ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=0)(Coordinator)

@@ -22,7 +22,7 @@ from fleet.config.fleet import FleetConfig
 from fleet.config.inputs import DeliberationInput
 from fleet.config.plan import PlanApproved, PlanDispatch
 from fleet.driver import Fleet
-from fleet.errors import EngineNotReadyError, InvalidRequestError
+from fleet.errors import EngineNotReadyError, FleetError, InvalidRequestError
 from fleet.ingress.http import BearerAuth, BodyLimit, install_error_handlers, sse
 from fleet.record import DeliberationState, Lifecycle
 
@@ -77,7 +77,17 @@ class FleetIngress(OpenAiIngress):
     # -- health and status -----------------------------------------------------------------------
 
     async def health(self) -> dict[str, str]:
-        return {"status": "ok", "engine": await self._engine_status()}
+        """Liveness of the pieces: the engine deployment and the coordinator (it answers within 2 s).
+        Always 200: a probe reads the fields; `status` is "ok" only when both are."""
+        engine = await self._engine_status()
+        try:
+            fleet = await asyncio.wait_for(self._get_fleet(), 10)
+            await asyncio.wait_for(fleet.status(), 2)
+            coordinator = "ok"
+        except (FleetError, TimeoutError) as e:
+            coordinator = f"unavailable: {type(e).__name__}"
+        ok = engine == "HEALTHY" and coordinator == "ok"
+        return {"status": "ok" if ok else "degraded", "engine": engine, "coordinator": coordinator}
 
     async def fleet_status(self) -> dict[str, Any]:
         status = await (await self._get_fleet()).status()
