@@ -186,17 +186,32 @@ async def test_a_killed_coordinator_restarts_keeps_its_state_and_callers_get_503
     fleet = await Fleet.start(config, detached=True)
     try:
         done = await fleet.deliberate("Add a cache", role="DEV", rounds=0, judge=False)
-        ray.kill(fleet.coordinator, no_restart=False)  # its process dies; Ray starts it again
-        answers = []
-        for _ in range(60):
+
+        def pid(_):
+            import os
+
+            return os.getpid()
+
+        before = await fleet.coordinator.__ray_call__.remote(pid)
+        running = asyncio.create_task(fleet.deliberate("Add a queue", role="DEV", rounds=3))
+        await asyncio.sleep(1.0)
+        ray.kill(fleet.coordinator, no_restart=False)  # its process dies mid-deliberation; Ray starts it again
+        with pytest.raises(CoordinatorUnavailableError) as err:  # the caller hears 503, not a 500 or a hang
+            await running
+        assert err.value.http_status == 503 and err.value.retry_after_s > 0
+        after = before
+        for _ in range(120):  # calls made while it restarts wait for the new process
             try:
-                answers.append((await fleet.get(done.deliberation_id)).status)
-                break
-            except CoordinatorUnavailableError as e:
-                assert e.http_status == 503 and e.retry_after_s > 0
-                answers.append("503")
+                after = await fleet.coordinator.__ray_call__.remote(pid)
+                if after != before:
+                    break
+            except ray.exceptions.RayActorError:
                 await asyncio.sleep(0.5)
-        assert answers[-1] == "done"  # the restarted coordinator reloaded the state file
+        assert after != before
+        assert (await fleet.get(done.deliberation_id)).status == "done"  # reloaded from the state file
+        states, _ = await fleet.list_deliberations()
+        interrupted = [s for s in states if s.deliberation_id != done.deliberation_id]
+        assert [(s.status, s.error.split(":")[0]) for s in interrupted] == [("failed", "interrupted")]
         again = await fleet.deliberate("Add a cache", role="DEV", rounds=0, judge=False)
         assert again.status == "completed"
         ray.kill(fleet.coordinator, no_restart=True)  # gone for good: a clear 503, not a hang or a 500
