@@ -82,9 +82,7 @@ async def follow(fleet: Any, request: DeliberationRequest, agents: list[str], co
         with Live(board.table(), console=console, refresh_per_second=4, transient=False) as live:
             async for event in fleet.events(did, wait_s=1.0):
                 if event is not None:
-                    if event.type == "proposal" and event.data.author_id not in board.state:
-                        board.state[event.data.author_id] = "drafting"
-                    board.apply(event)
+                    board.apply(event)  # an agent not on the board yet (a custom role's) joins it here
                 live.update(board.table())
     except asyncio.CancelledError:
         await asyncio.shield(fleet.cancel(did))

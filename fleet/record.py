@@ -108,6 +108,11 @@ class TokenTotals(StrictModel):
     prompt_tokens: int = 0
     completion_tokens: int = 0
 
+    @classmethod
+    def of(cls, usage: list[CallUsage]) -> TokenTotals:
+        return cls(calls=len(usage), prompt_tokens=sum(u.prompt_tokens for u in usage),
+                   completion_tokens=sum(u.completion_tokens for u in usage))
+
 
 class DeliberationRecord(StrictModel):
     deliberation_id: str

@@ -23,16 +23,14 @@ from fleet.config.deliberation import DeliberationRequest, SampleRequest
 from fleet.config.fleet import FleetConfig
 from fleet.config.plan import PlanApproved, PlanDispatch, RoleDispatch
 from fleet.coordinator.councils import CouncilRegistry
-from fleet.coordinator.deliberation import Deliberation, new_deliberation_id
+from fleet.coordinator.deliberation import Deliberation, agent_failure, new_deliberation_id
 from fleet.coordinator.pool import ActorPool
 from fleet.coordinator.store import StateStore
 from fleet.coordinator.tracking import Tracked
 from fleet.engine.serve_llm import engine_client
 from fleet.errors import (
-    AgentCallError,
     ConflictError,
     DeliberationFailedError,
-    EngineTimeoutError,
     FleetError,
     InvalidRequestError,
     NotFoundError,
@@ -40,7 +38,6 @@ from fleet.errors import (
 )
 from fleet.messages import GenerateRequest
 from fleet.record import (
-    AgentFailure,
     DeliberationEvent,
     DeliberationRecord,
     DeliberationState,
@@ -296,18 +293,11 @@ class Coordinator:
             if isinstance(reply, asyncio.CancelledError):
                 raise reply
             if isinstance(reply, BaseException):
-                err = EngineTimeoutError(f"call ran past {request.timeouts.call_s}s") if isinstance(
-                    reply, TimeoutError) else reply
-                error_type = (err.cause_type if isinstance(err, AgentCallError) and err.cause_type
-                              else type(err).__name__)
-                result.failures.append(AgentFailure(agent_id=agent_id, stage="generate", round=0,
-                                                    error_type=error_type, message=str(err)[:2000]))
+                result.failures.append(agent_failure(agent_id, "generate", 0, reply, request.timeouts.call_s))
                 continue
             result.drafts.append(Proposal(author_id=agent_id, role=council.role, round=0, content=reply.content,
                                           usage=reply.usage))
-        usage = [d.usage for d in result.drafts]
-        result.tokens = TokenTotals(calls=len(usage), prompt_tokens=sum(u.prompt_tokens for u in usage),
-                                    completion_tokens=sum(u.completion_tokens for u in usage))
+        result.tokens = TokenTotals.of([d.usage for d in result.drafts])
         return result
 
     async def wait(self, deliberation_id: str, timeout_s: float) -> DeliberationState:

@@ -61,8 +61,13 @@ def new_deliberation_id() -> str:
     return f"delib-{uuid.uuid4().hex[:16]}"
 
 
-def _error_type(e: BaseException) -> str:
-    return e.cause_type if isinstance(e, AgentCallError) and e.cause_type else type(e).__name__
+def agent_failure(agent_id: str, stage: Stage, round_: int, err: BaseException, call_s: float) -> AgentFailure:
+    """A failed agent call as the record keeps it: a timeout reads as the engine's, an agent call
+    error by the type of its cause."""
+    if isinstance(err, TimeoutError):
+        err = EngineTimeoutError(f"call ran past {call_s}s")
+    error_type = err.cause_type if isinstance(err, AgentCallError) and err.cause_type else type(err).__name__
+    return AgentFailure(agent_id=agent_id, stage=stage, round=round_, error_type=error_type, message=str(err)[:2000])
 
 
 class Deliberation:
@@ -171,14 +176,11 @@ class Deliberation:
                 if isinstance(replies[key], AgentReply):
                     self.record.usage.append(replies[key].usage)
             else:
-                if isinstance(err, TimeoutError):
-                    err = EngineTimeoutError(f"call ran past {self.cfg.timeouts.call_s}s")
                 self._fail(agent_id, stage, round_, err)
         return replies
 
     def _fail(self, agent_id: str, stage: Stage, round_: int, err: BaseException) -> None:
-        failure = AgentFailure(agent_id=agent_id, stage=stage, round=round_, error_type=_error_type(err),
-                               message=str(err)[:2000])
+        failure = agent_failure(agent_id, stage, round_, err, self.cfg.timeouts.call_s)
         self.record.failures.append(failure)
         self._emit("failure", failure)
         if agent_id in self.live:
@@ -205,8 +207,7 @@ class Deliberation:
         if status:
             r.status = status  # type: ignore[assignment]
         r.error = error
-        r.tokens = TokenTotals(calls=len(r.usage), prompt_tokens=sum(u.prompt_tokens for u in r.usage),
-                               completion_tokens=sum(u.completion_tokens for u in r.usage))
+        r.tokens = TokenTotals.of(r.usage)
         r.duration_ms = (datetime.now(UTC) - r.started_at).total_seconds() * 1000
 
     # -- the stages ------------------------------------------------------------------------------
@@ -322,9 +323,7 @@ class Deliberation:
         except asyncio.CancelledError:
             raise
         except Exception as e:
-            err = EngineTimeoutError(f"call ran past {self.cfg.timeouts.call_s}s") if isinstance(e, TimeoutError) else e
-            failure = AgentFailure(agent_id=self.architect_id, stage="select", round=0, error_type=_error_type(err),
-                                   message=str(err)[:2000])
+            failure = agent_failure(self.architect_id, "select", 0, e, self.cfg.timeouts.call_s)
             self.record.failures.append(failure)
             self._emit("failure", failure)
             return select_top_score(cards, k, f"the architect {self.architect_id} failed ({failure.error_type}), "

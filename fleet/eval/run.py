@@ -164,19 +164,20 @@ class Evaluation:
                              "no draft", detail=detail, **tokens)
         if single:
             return await self._graded(problem, strategy, result.drafts[0].content, detail=detail, **tokens)
-        ballots = await asyncio.gather(*(self._ballot(problem, i, d.content) for i, d in enumerate(result.drafts)))
+        probes, wants = probe_inputs(problem), _visible_wants(problem)  # once per problem, not per ballot
+        ballots = await asyncio.gather(*(self._ballot(problem, probes, wants, i, d.content)
+                                         for i, d in enumerate(result.drafts)))
         outcome = vote.choose(list(ballots))
         detail.update(outcome.model_dump())
         return await self._graded(problem, strategy, result.drafts[outcome.chosen].content, detail=detail, **tokens)
 
-    async def _ballot(self, problem: Problem, index: int, answer: str) -> vote.Ballot:
+    async def _ballot(self, problem: Problem, probes: list[str], wants: list[tuple[str, str]], index: int,
+                      answer: str) -> vote.Ballot:
         """Run one sampled answer on the probe inputs; its visible examples and lint from the same run."""
-        probes = probe_inputs(problem)
         run = await run_probes(program(problem, answer), probes, self.config.sandbox)
         extract = extract_code(answer)
         parses = extract.code is not None and extract.parse_error is None
         findings = await lint(extract.code) if parses else None
-        wants = _visible_wants(problem)
         visible = 0
         if run.outputs is not None:
             got = dict(zip(probes, run.outputs, strict=True))
