@@ -51,7 +51,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="show each agent's state live (default: when stderr is a terminal)")
     s = sub.add_parser("show", help="print a stored deliberation as a transcript")
     s.add_argument("deliberation_id")
-    s.add_argument("--state", default=DEFAULT_STATE, help=f"the fleet's SQLite state file (default {DEFAULT_STATE})")
+    s.add_argument("--state", default=DEFAULT_STATE,
+                   help=f"the fleet's state: a SQLite file or a postgresql:// URL (default {DEFAULT_STATE})")
     s.add_argument("--address", help="ask the running fleet on this Ray cluster instead of reading the state file")
     s.add_argument("--format", choices=["text", "markdown", "json"], default="text")
     s.add_argument("--out", help="write it to this file (default: print)")
@@ -185,14 +186,14 @@ async def _show(args: argparse.Namespace) -> int:
 def _stored_state(path: str, deliberation_id: str):
     from pathlib import Path
 
-    from fleet.coordinator.store import StateStore
+    from fleet.coordinator.store import StateStore, redacted
     from fleet.errors import NotFoundError
 
-    if not Path(path).expanduser().exists():
+    if "://" not in path and not Path(path).expanduser().exists():
         raise NotFoundError(f"no state file at {path}: give --state, or --address of a running fleet")
     state = StateStore(path).get_state(deliberation_id)
     if state is None:
-        raise NotFoundError(f"no deliberation {deliberation_id!r} in {path}")
+        raise NotFoundError(f"no deliberation {deliberation_id!r} in {redacted(path)}")
     return state
 
 

@@ -125,9 +125,12 @@ class Fleet:
         coordinator = await _find_coordinator(config)
         owner = coordinator is None
         if owner:
+            # A SQLite state file lives on the coordinator's node: keep the coordinator (and so every
+            # restart of it) on the head node. With PostgreSQL it may land anywhere.
+            placement = {"resources": {"node:__internal_head__": 0.001}} if config.state_on_node() else {}
             coordinator = CoordinatorActor.options(
                 name=config.coordinator_name, namespace=config.ray.namespace, get_if_exists=True,
-                lifetime="detached" if detached else None,
+                lifetime="detached" if detached else None, **placement,
             ).remote(config)
         await asyncio.wait_for(coordinator.ready.remote(), _CONTROL_TIMEOUT_S)
         running = await asyncio.wait_for(coordinator.fleet_config.remote(), _CONTROL_TIMEOUT_S)

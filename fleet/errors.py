@@ -16,6 +16,7 @@ ingress should answer with, so the mapping to HTTP lives here and nowhere else.
     │   ├── EngineNotReadyError   no engine deployment to talk to            (503)
     │   └── EngineDeadError       the engine process died; Serve restarts it (503)
     ├── AgentCallError       an agent actor failed or died (wraps the cause)   (502)
+    ├── StoreError           the state store cannot be opened, or a newer fleet wrote it (500)
     └── DeliberationFailedError   too few agents left (quorum), or cancelled (500)
 
 Errors cross Ray actor boundaries, so they must pickle: keep constructor arguments simple.
@@ -108,6 +109,12 @@ class AgentCallError(FleetError):
 
     def __reduce__(self):  # keep cause_type across pickling (Ray)
         return (type(self), (str(self), self.cause_type))
+
+
+class StoreError(FleetError):
+    """The state store (SQLite file or PostgreSQL database) cannot be opened or migrated."""
+
+    http_status = 500
 
 
 class DeliberationFailedError(FleetError):

@@ -48,5 +48,15 @@ if ! command -v bwrap >/dev/null 2>&1; then
   fi
 fi
 
+# PostgreSQL's server: the storage tests start a real one on loopback (fleet itself only needs a URL).
+if ! command -v pg_ctl >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    (apt-get install -y -q postgresql >/dev/null 2>&1 || { apt-get update -q >/dev/null 2>&1 &&
+      apt-get install -y -q postgresql >/dev/null 2>&1; }) || echo "setup: could not install postgresql" >&2
+  else
+    echo "setup: PostgreSQL's server (pg_ctl) not found; the PostgreSQL storage tests will fail" >&2
+  fi
+fi
+
 # Convert the GGUFs into folders vLLM loads (cached in ~/.cache/fleet; no network).
 "$VENV/bin/fleet" prepare-model

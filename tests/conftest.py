@@ -129,3 +129,28 @@ async def coder_fleet(ray_session):
 
 def pytest_report_header(config):
     return f"fleet tests: Ray num_cpus={NUM_CPUS}; nproc={os.cpu_count()}; git={shutil.which('git') is not None}"
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A real PostgreSQL on loopback for the suite (tests/pg_server.py); its URL, password included."""
+    from pg_server import postgres_server
+
+    with postgres_server(free_port()) as url:
+        yield url
+
+
+@pytest.fixture
+def fresh_database(postgres_url):
+    """A new empty database on the suite's PostgreSQL for one test; its URL."""
+    import uuid
+
+    import sqlalchemy as sa
+
+    name = f"fleet_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(postgres_url.replace("postgresql://", "postgresql+psycopg://"),
+                             isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return postgres_url.rsplit("/", 1)[0] + f"/{name}"

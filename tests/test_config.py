@@ -127,6 +127,7 @@ def test_cluster_yaml_is_documented_and_matches_the_multi_node_config():
     engine_nodes = [t for t in types.values() if multi.engine.placement_resource in t.get("resources", {})]
     assert engine_nodes and all(t["resources"].get("GPU", 0) >= 1 for t in engine_nodes)
     assert multi.engine.num_replicas <= sum(t.get("max_workers", 0) for t in engine_nodes)
+    assert not multi.state_on_node()  # a cluster's state lives in a database, not on the coordinator's node
 
 
 def test_connection_options_do_not_make_another_fleet():

@@ -16,9 +16,15 @@ from fleet.coordinator.coordinator import Coordinator
 pytestmark = [pytest.mark.ray, pytest.mark.timeout(300)]
 
 
-def config(path, latency_s=0.0) -> FleetConfig:
-    return FleetConfig(engine=EngineSpec(kind="inproc_fake", fake=FakeEngineConfig(latency_s=latency_s)),
-                       state_path=str(path))
+def config(location, latency_s=0.0) -> FleetConfig:
+    where = {"state_url": location} if str(location).startswith("postgresql") else {"state_path": str(location)}
+    return FleetConfig(engine=EngineSpec(kind="inproc_fake", fake=FakeEngineConfig(latency_s=latency_s)), **where)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def location(request, tmp_path):
+    """Where the state lives: a SQLite file, or a database on the suite's real PostgreSQL."""
+    return tmp_path / "fleet.sqlite" if request.param == "sqlite" else request.getfixturevalue("fresh_database")
 
 
 async def settle(coordinator: Coordinator) -> None:
@@ -26,8 +32,8 @@ async def settle(coordinator: Coordinator) -> None:
     await asyncio.get_running_loop().run_in_executor(coordinator._io, lambda: None)
 
 
-async def test_a_restarted_coordinator_has_everything_back(ray_session, tmp_path):
-    db = tmp_path / "fleet.sqlite"
+async def test_a_restarted_coordinator_has_everything_back(ray_session, location):
+    db = location
     first = Coordinator(config(db))
     await first.create_council(CouncilSpec.default("SECURITY", 2, persona="You are a security engineer."))
     await first.add_agent("SECURITY", NewAgent(lens="You think like an attacker."))
@@ -48,11 +54,13 @@ async def test_a_restarted_coordinator_has_everything_back(ray_session, tmp_path
     assert await second.plan_approved(PlanApproved(event_id="evt-1", plan_id="p", story_id="s", roles=["DEV"],
                                                    task=Task(description="x"))) == plan
     assert (await second.status())["per_role"]["SECURITY"] == {"completed": 1}
-    assert (await second.status())["store"]["errors"] == 0
+    store = (await second.status())["store"]
+    assert store["errors"] == 0 and store["dialect"] == ("sqlite" if "sqlite" in str(db) else "postgresql")
+    assert "fleet-test-pw" not in str(store)
 
 
-async def test_an_interrupted_deliberation_comes_back_failed_with_its_output(ray_session, tmp_path):
-    db = tmp_path / "fleet.sqlite"
+async def test_an_interrupted_deliberation_comes_back_failed_with_its_output(ray_session, location):
+    db = location
     first = Coordinator(config(db, latency_s=0.3))
     state = await first.submit(DeliberationRequest(task=Task(description="Add caching"), role="DATA",
                                                    config=DeliberationConfig(rounds=3)))

@@ -45,8 +45,13 @@ class FleetConfig(StrictModel):
         default=None, description="bearer token every HTTP route but /v1/health requires; None: the "
                                   "FLEET_API_TOKEN environment variable, else no authentication")
     state_path: str | None = Field(
-        default=None, description="SQLite file keeping councils, deliberations and events across restarts; "
-                                  "None: memory only")
+        default=None, description="SQLite file keeping councils, deliberations and events across restarts "
+                                  "(the coordinator then stays on the head node, beside its file); None: "
+                                  "memory only, unless state_url is set")
+    state_url: SecretStr | None = Field(
+        default=None, description="database URL for the same state instead of state_path: "
+                                  "postgresql://user:password@host:port/db (clusters: the state does not live "
+                                  "on the coordinator's node) or sqlite:///path")
     max_tracked: int = Field(default=1000, ge=10, description="finished deliberations kept for get/list")
 
     @model_validator(mode="after")
@@ -55,6 +60,25 @@ class FleetConfig(StrictModel):
         if len(set(roles)) != len(roles):
             raise ValueError(f"one council per role, got {roles}")
         return self
+
+    @model_validator(mode="after")
+    def _one_state_location(self) -> FleetConfig:
+        if self.state_url is not None:
+            url = self.state_url.get_secret_value()
+            if self.state_path is not None:
+                raise ValueError("give state_path (a SQLite file) or state_url (a database URL), not both")
+            if not url.startswith(("postgresql://", "postgresql+psycopg://", "sqlite:///")):
+                raise ValueError("state_url: expected postgresql://user:password@host:port/db or sqlite:///path")
+        return self
+
+    def state_location(self) -> str | None:
+        """Where the coordinator keeps its state: a database URL or a SQLite path (None: memory only)."""
+        return self.state_url.get_secret_value() if self.state_url is not None else self.state_path
+
+    def state_on_node(self) -> bool:
+        """Whether the state is a file on the coordinator's own node (SQLite), not a database server."""
+        location = self.state_location()
+        return location is not None and not location.startswith("postgresql")
 
     def same_fleet(self, other: FleetConfig) -> bool:
         """Whether two configs describe the same fleet; how one connects to Ray, and the HTTP edge's

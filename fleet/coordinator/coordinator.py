@@ -63,7 +63,8 @@ class Coordinator:
         self._dead: set[str] = set()  # agents whose actor died since a deliberation last started them
         # Durable state: read once here (the constructor runs before any call), then written through
         # on one thread, in order. A failed write is counted and shown by status(), never dropped silently.
-        self.store = StateStore(config.state_path) if config.state_path else None
+        location = config.state_location()
+        self.store = StateStore(location) if location else None
         self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fleet-store")
         self.store_errors: list[str] = []
         snapshot = self.store.load() if self.store else None
@@ -369,7 +370,8 @@ class Coordinator:
             "max_queued": self.config.max_queued,
             "agents_replaced": dict(self.replaced),
             "engine": {"kind": self.config.engine.kind, "model": self.config.engine.model_id},
-            "store": {"path": self.config.state_path, "errors": len(self.store_errors),
+            "store": {"location": self.store.location if self.store else None,
+                      "dialect": self.store.dialect if self.store else None, "errors": len(self.store_errors),
                       "last_error": self.store_errors[-1] if self.store_errors else None},
         }
 

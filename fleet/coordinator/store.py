@@ -1,32 +1,94 @@
 """Durable coordinator state: councils, deliberations (state + record), their events, plan answers.
 
-One SQLite file (stdlib `sqlite3`), written through as things change, read once when a coordinator
-starts. A deliberation that was queued or running when its coordinator stopped comes back `failed`
-("interrupted"), with everything it had produced. A row an older fleet wrote that no longer
-validates is left in the file untouched and counted in `Snapshot.unreadable` (the coordinator reports
-it) instead of stopping the coordinator from starting. All methods block: the coordinator runs them
-on one dedicated thread, in order. What this leaves out: sharing one file between coordinators, and
-migrations (those come with the versioned schema of a later change).
+One storage layer (SQLAlchemy Core) over two databases, chosen by URL:
+- SQLite (`state_path`, or `state_url: sqlite:///...`): the embedded default, one file in WAL mode.
+  The file lives on the coordinator's node, so with SQLite the coordinator is kept on the head node
+  (a restarted coordinator finds its file again).
+- PostgreSQL (`state_url: postgresql://user:password@host/db`, psycopg 3): for clusters, where the
+  coordinator may restart on any node and the state must not live on it.
+
+The schema is versioned (`fleet_schema`); opening a database applies the migrations it lacks in one
+transaction (under an advisory lock on PostgreSQL, so two coordinators starting together migrate once)
+and refuses a database a newer fleet wrote. A SQLite file written before versioning is version 1.
+
+Written through as things change, read once when a coordinator starts. A deliberation that was queued
+or running when its coordinator stopped comes back `failed` ("interrupted"), with everything it had
+produced. A row an older fleet wrote that no longer validates is left untouched and counted in
+`Snapshot.unreadable` (the coordinator reports it) instead of stopping the coordinator from starting.
+
+All methods block: the coordinator runs them on one dedicated thread, in order — so two writes of one
+deliberation's state can never land out of order, and its event loop never waits on the database.
 """
 
 from __future__ import annotations
 
-import sqlite3
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import sqlalchemy as sa
 from pydantic import BaseModel, ValidationError
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, make_url
 
 from fleet.config.council import CouncilSpec
 from fleet.config.plan import PlanDispatch
+from fleet.errors import StoreError
 from fleet.record import DeliberationEvent, DeliberationState
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS councils (role TEXT PRIMARY KEY, spec TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS deliberations (id TEXT PRIMARY KEY, created_at TEXT NOT NULL, state TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS events (id TEXT NOT NULL, seq INTEGER NOT NULL, event TEXT NOT NULL,
-                                   PRIMARY KEY (id, seq));
-CREATE TABLE IF NOT EXISTS plans (event_id TEXT PRIMARY KEY, answer TEXT NOT NULL);
-"""
+_meta = sa.MetaData()
+_version = sa.Table("fleet_schema", _meta, sa.Column("version", sa.Integer, nullable=False))
+_councils = sa.Table("councils", _meta, sa.Column("role", sa.Text, primary_key=True),
+                     sa.Column("spec", sa.Text, nullable=False), sa.Column("position", sa.Integer))
+_deliberations = sa.Table("deliberations", _meta, sa.Column("id", sa.Text, primary_key=True),
+                          sa.Column("created_at", sa.Text, nullable=False), sa.Column("state", sa.Text, nullable=False))
+_events = sa.Table("events", _meta, sa.Column("id", sa.Text, primary_key=True),
+                   sa.Column("seq", sa.Integer, primary_key=True), sa.Column("event", sa.Text, nullable=False))
+_plans = sa.Table("plans", _meta, sa.Column("event_id", sa.Text, primary_key=True),
+                  sa.Column("answer", sa.Text, nullable=False))
+
+
+def _v1_tables(conn: Connection) -> None:
+    """The tables as the first fleet wrote them (SQLite files from before versioning have exactly these)."""
+    for ddl in (
+        "CREATE TABLE IF NOT EXISTS councils (role TEXT PRIMARY KEY, spec TEXT NOT NULL)",
+        "CREATE TABLE IF NOT EXISTS deliberations (id TEXT PRIMARY KEY, created_at TEXT NOT NULL, state TEXT NOT NULL)",
+        "CREATE TABLE IF NOT EXISTS events (id TEXT NOT NULL, seq INTEGER NOT NULL, event TEXT NOT NULL, "
+        "PRIMARY KEY (id, seq))",
+        "CREATE TABLE IF NOT EXISTS plans (event_id TEXT PRIMARY KEY, answer TEXT NOT NULL)",
+    ):
+        conn.execute(sa.text(ddl))
+
+
+def _v2_council_order(conn: Connection) -> None:
+    """Councils keep their registration order in a column (v1 relied on SQLite's rowid, which
+    PostgreSQL has not)."""
+    conn.execute(sa.text("ALTER TABLE councils ADD COLUMN position INTEGER"))
+    if conn.dialect.name == "sqlite":
+        conn.execute(sa.text("UPDATE councils SET position = rowid"))
+
+
+# Index i brings a database from version i to i + 1. Append; never edit one that has shipped.
+MIGRATIONS: list[Callable[[Connection], None]] = [_v1_tables, _v2_council_order]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def database_url(location: str) -> str:
+    """A SQLAlchemy URL for a state location: a file path (SQLite), `sqlite:///...`, or
+    `postgresql://...` (driven by psycopg 3)."""
+    if "://" not in location:
+        return f"sqlite:///{Path(location).expanduser()}"
+    url = make_url(location)
+    if url.get_backend_name() == "postgresql":
+        return url.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+    if url.get_backend_name() == "sqlite":
+        return location
+    raise StoreError(f"state_url: {url.get_backend_name()!r} is not supported (sqlite or postgresql)")
+
+
+def redacted(location: str) -> str:
+    """The location with any password hidden (for status and logs)."""
+    return make_url(location).render_as_string(hide_password=True) if "://" in location else location
 
 
 class Snapshot(BaseModel):
@@ -37,59 +99,122 @@ class Snapshot(BaseModel):
 
 
 class StateStore:
-    def __init__(self, path: str) -> None:
-        self.path = Path(path).expanduser()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        # check_same_thread=False: opened in the actor's constructor, then used from its one IO thread.
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(_SCHEMA)
+    """The state at `location` (a SQLite path or a database URL), migrated to `SCHEMA_VERSION` on open.
+    Raises `StoreError` when the database cannot be reached or a newer fleet wrote it."""
+
+    def __init__(self, location: str) -> None:
+        self.location = redacted(location)
+        url = database_url(location)
+        options: dict[str, Any] = {}
+        if url.startswith("sqlite"):
+            path = make_url(url).database
+            if path and path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            # Opened here (the actor's constructor), then used from its one IO thread.
+            options["connect_args"] = {"check_same_thread": False}
+        else:
+            options["pool_pre_ping"] = True  # a restarted database server: reconnect, don't fail the write
+        self._engine = sa.create_engine(url, **options)
+        self.dialect = self._engine.dialect.name
+        if self.dialect == "sqlite":
+            sa.event.listen(self._engine, "connect", _sqlite_wal)
+        try:
+            with self._engine.begin() as conn:
+                self.version_found = _migrate(conn)
+        except sa.exc.OperationalError as e:
+            self._engine.dispose()
+            raise StoreError(f"state store {self.location}: cannot open: {e.orig}") from None
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    def _insert(self, table: sa.Table):
+        return (postgresql.insert if self.dialect == "postgresql" else sqlite.insert)(table)
 
     def load(self) -> Snapshot:
-        q = self._db.execute
         states, unreadable = [], set()
-        for did, s in q("SELECT id, state FROM deliberations ORDER BY created_at, rowid"):
-            try:
-                states.append(DeliberationState.model_validate_json(s))
-            except ValidationError:
-                unreadable.add(did)
-        events: dict[str, list[DeliberationEvent]] = {s.deliberation_id: [] for s in states}
-        for did, e in q("SELECT id, event FROM events ORDER BY id, seq"):
-            try:
-                events.setdefault(did, []).append(DeliberationEvent.model_validate_json(e))
-            except ValidationError:
-                unreadable.add(did)
+        with self._engine.connect() as conn:
+            rows = conn.execute(sa.select(_deliberations.c.id, _deliberations.c.state)
+                                .order_by(_deliberations.c.created_at, _deliberations.c.id))
+            for did, s in rows:
+                try:
+                    states.append(DeliberationState.model_validate_json(s))
+                except ValidationError:
+                    unreadable.add(did)
+            events: dict[str, list[DeliberationEvent]] = {s.deliberation_id: [] for s in states}
+            for did, e in conn.execute(sa.select(_events.c.id, _events.c.event).order_by(_events.c.id, _events.c.seq)):
+                try:
+                    events.setdefault(did, []).append(DeliberationEvent.model_validate_json(e))
+                except ValidationError:
+                    unreadable.add(did)
+            councils = [CouncilSpec.model_validate_json(s) for (s,) in
+                        conn.execute(sa.select(_councils.c.spec).order_by(_councils.c.position, _councils.c.role))]
+            plans = [PlanDispatch.model_validate_json(a) for (a,) in conn.execute(sa.select(_plans.c.answer))]
         return Snapshot(
-            councils=[CouncilSpec.model_validate_json(s) for (s,) in q("SELECT spec FROM councils ORDER BY rowid")],
+            councils=councils,
             deliberations=[(s, events[s.deliberation_id]) for s in states if s.deliberation_id not in unreadable],
-            plans=[PlanDispatch.model_validate_json(a) for (a,) in q("SELECT answer FROM plans")],
+            plans=plans,
             unreadable=sorted(unreadable),
         )
 
     def get_state(self, deliberation_id: str) -> DeliberationState | None:
         """One deliberation's stored state (None if absent); raises ValidationError if unreadable."""
-        row = self._db.execute("SELECT state FROM deliberations WHERE id = ?", (deliberation_id,)).fetchone()
+        with self._engine.connect() as conn:
+            row = conn.execute(sa.select(_deliberations.c.state)
+                               .where(_deliberations.c.id == deliberation_id)).fetchone()
         return DeliberationState.model_validate_json(row[0]) if row else None
 
     def put_council(self, spec: CouncilSpec) -> None:
-        self._db.execute("INSERT INTO councils VALUES (?, ?) ON CONFLICT(role) DO UPDATE SET spec = excluded.spec",
-                         (spec.role, spec.model_dump_json()))
+        last = sa.select(sa.func.coalesce(sa.func.max(_councils.c.position), 0) + 1).scalar_subquery()
+        insert = self._insert(_councils).values(role=spec.role, spec=spec.model_dump_json(), position=last)
+        with self._engine.begin() as conn:  # an update keeps the council's place
+            conn.execute(insert.on_conflict_do_update(index_elements=["role"], set_={"spec": insert.excluded.spec}))
 
     def delete_council(self, role: str) -> None:
-        self._db.execute("DELETE FROM councils WHERE role = ?", (role,))
+        with self._engine.begin() as conn:
+            conn.execute(sa.delete(_councils).where(_councils.c.role == role))
 
     def put_state(self, state: DeliberationState) -> None:
-        self._db.execute("INSERT INTO deliberations VALUES (?, ?, ?) "
-                         "ON CONFLICT(id) DO UPDATE SET state = excluded.state",
-                         (state.deliberation_id, state.created_at.isoformat(), state.model_dump_json()))
+        insert = self._insert(_deliberations).values(id=state.deliberation_id, created_at=state.created_at.isoformat(),
+                                                     state=state.model_dump_json())
+        with self._engine.begin() as conn:
+            conn.execute(insert.on_conflict_do_update(index_elements=["id"], set_={"state": insert.excluded.state}))
 
     def add_event(self, event: DeliberationEvent) -> None:
-        self._db.execute("INSERT OR REPLACE INTO events VALUES (?, ?, ?)",
-                         (event.deliberation_id, event.seq, event.model_dump_json()))
+        insert = self._insert(_events).values(id=event.deliberation_id, seq=event.seq, event=event.model_dump_json())
+        with self._engine.begin() as conn:
+            conn.execute(insert.on_conflict_do_update(index_elements=["id", "seq"],
+                                                      set_={"event": insert.excluded.event}))
 
     def delete_deliberation(self, deliberation_id: str) -> None:
-        self._db.execute("DELETE FROM deliberations WHERE id = ?", (deliberation_id,))
-        self._db.execute("DELETE FROM events WHERE id = ?", (deliberation_id,))
+        with self._engine.begin() as conn:
+            conn.execute(sa.delete(_deliberations).where(_deliberations.c.id == deliberation_id))
+            conn.execute(sa.delete(_events).where(_events.c.id == deliberation_id))
 
     def put_plan(self, answer: PlanDispatch) -> None:
-        self._db.execute("INSERT OR REPLACE INTO plans VALUES (?, ?)", (answer.event_id, answer.model_dump_json()))
+        insert = self._insert(_plans).values(event_id=answer.event_id, answer=answer.model_dump_json())
+        with self._engine.begin() as conn:
+            conn.execute(insert.on_conflict_do_update(index_elements=["event_id"],
+                                                      set_={"answer": insert.excluded.answer}))
+
+
+def _sqlite_wal(dbapi_conn: Any, _record: Any) -> None:
+    dbapi_conn.execute("PRAGMA journal_mode=WAL")
+
+
+def _migrate(conn: Connection) -> int:
+    """Bring the database to SCHEMA_VERSION; returns the version it had (0: empty)."""
+    if conn.dialect.name == "postgresql":  # two coordinators opening one database at once migrate once
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(7151)"))
+    _version.create(conn, checkfirst=True)
+    found = conn.execute(sa.select(_version.c.version)).scalar()
+    if found is None:  # an empty database, or a SQLite file from before versioning (v1's tables)
+        found = 1 if sa.inspect(conn).has_table("councils") else 0
+        conn.execute(sa.insert(_version).values(version=found))
+    if found > SCHEMA_VERSION:
+        raise StoreError(f"the state store has schema version {found}, written by a newer fleet; this fleet "
+                         f"knows up to {SCHEMA_VERSION}: upgrade fleet or point state_url elsewhere")
+    for version in range(found, SCHEMA_VERSION):
+        MIGRATIONS[version](conn)
+        conn.execute(sa.update(_version).values(version=version + 1))
+    return found
