@@ -145,6 +145,15 @@ class DeliberationRecord(StrictModel):
         return {f.agent_id for f in self.failures}
 
 
+class Checkpoint(StrictModel):
+    """A deliberation after its last completed stage: what a restarted coordinator resumes from.
+    `round` 0: the drafts are in; r: review round r (critique + revise) is done."""
+
+    round: int = Field(ge=0)
+    live: list[str] = Field(description="the agents still in the deliberation")
+    record: DeliberationRecord = Field(description="the partial record: every output so far")
+
+
 class SampleResult(StrictModel):
     """The drafts of a `SampleRequest`, in request order (a failed draft is a failure, not a draft)."""
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from fleet.agents.agent import Agent
 from fleet.config.council import CouncilSpec
 from fleet.config.deliberation import DeliberationConfig, DeliberationRequest, SamplingOverride
@@ -11,6 +13,7 @@ from fleet.coordinator.councils import CouncilRegistry
 from fleet.coordinator.deliberation import Deliberation
 from fleet.coordinator.pool import LocalPool
 from fleet.engine.fake import FakeEngine
+from fleet.record import Checkpoint
 from fleet.scoring.judge import Judge
 from fleet.scoring.scorer import RubricScorer
 
@@ -24,7 +27,9 @@ def make_task(**kw) -> Task:
 
 def local_deliberation(n: int = 3, rounds: int = 1, topology: str = "all_pairs", judge: bool = True,
                        engine: FakeEngine | None = None, role: str = "DEV", task: Task | None = None,
-                       sampling: SamplingOverride | None = None, **cfg) -> tuple[Deliberation, FakeEngine]:
+                       sampling: SamplingOverride | None = None, checkpoint: Checkpoint | None = None,
+                       on_checkpoint: Callable[[Checkpoint], None] | None = None,
+                       **cfg) -> tuple[Deliberation, FakeEngine]:
     """A deliberation over in-process agents sharing one fake engine (so its call log is complete),
     with the standing architect in the pool."""
     engine = engine or FakeEngine(FakeEngineConfig())
@@ -34,4 +39,5 @@ def local_deliberation(n: int = 3, rounds: int = 1, topology: str = "all_pairs",
     config = DeliberationConfig(rounds=rounds, topology=topology, judge=judge, **cfg)
     request = DeliberationRequest(task=task or make_task(), role=role, config=config, sampling=sampling)
     scorer = RubricScorer(Judge(engine, "fake") if judge else None, config.sandbox)
-    return Deliberation(request, council, pool, scorer, architect_id=architect.agent_id), engine
+    return Deliberation(request, council, pool, scorer, architect_id=architect.agent_id, checkpoint=checkpoint,
+                        on_checkpoint=on_checkpoint), engine

@@ -273,3 +273,43 @@ async def test_a_requests_sampling_rides_on_each_call_and_leaves_the_agents_as_t
         assert [c.seed for c in calls] == [c.seed + 5 for c in before[key]]  # an offset: seeds stay distinct
         assert {c.temperature for c in calls} == {0.1}
         assert {c.max_tokens for c in calls} == ({c.max_tokens for c in before[key]} if key[1] == "critique" else {77})
+
+
+async def test_a_resumed_deliberation_runs_only_the_stages_after_its_checkpoint():
+    from fleet.record import Checkpoint
+
+    checkpoints: list[Checkpoint] = []
+    first, _ = local_deliberation(n=3, rounds=2, on_checkpoint=checkpoints.append)
+    full = await first.run()
+    assert [c.round for c in checkpoints] == [0, 1, 2]
+    assert [len(c.record.proposals) for c in checkpoints] == [3, 6, 9]
+    stored = [Checkpoint.model_validate_json(c.model_dump_json()) for c in checkpoints]  # as the store keeps them
+
+    after_drafts, engine = local_deliberation(n=3, rounds=2, checkpoint=stored[0])
+    resumed = await after_drafts.run()
+    assert stage_counts(engine) == {"critique": 12, "revise": 6, "judge": 3, "select": 1}  # no draft again
+    assert resumed.proposals[:3] == full.proposals[:3]
+    assert [p.content for p in resumed.proposals] == [p.content for p in full.proposals]  # same seeds, same run
+    assert [t.phase for t in resumed.timings].count("generate") == 1
+    assert resumed.status == "completed" and resumed.winner_id == full.winner_id
+    assert any(n.startswith("resumed after a coordinator restart: the drafts kept") for n in resumed.notes)
+
+    after_round_1, engine = local_deliberation(n=3, rounds=2, checkpoint=stored[1])
+    resumed = await after_round_1.run()
+    assert stage_counts(engine) == {"critique": 6, "revise": 3, "judge": 3, "select": 1}
+    assert resumed.critiques[:6] == full.critiques[:6] and len(resumed.critiques) == 12
+
+
+async def test_a_checkpoint_keeps_who_failed_out():
+    from fleet.record import Checkpoint
+
+    checkpoints: list[Checkpoint] = []
+    engine = FakeEngine(FakeEngineConfig(fail_agents=["agent-dev-002"]))
+    d, _ = local_deliberation(n=3, rounds=1, engine=engine, on_checkpoint=checkpoints.append)
+    await d.run()
+    assert checkpoints[0].live == ["agent-dev-001", "agent-dev-003"]
+    resumed, engine = local_deliberation(n=3, rounds=1, checkpoint=checkpoints[0])
+    record = await resumed.run()  # the failed agent stays out, though this engine would answer it
+    assert {c.tags["agent_id"] for c in engine.calls if c.tags["stage"] == "critique"} == {
+        "agent-dev-001", "agent-dev-003"}
+    assert record.status == "degraded" and record.failed_agents() == {"agent-dev-002"}

@@ -1,5 +1,6 @@
 """Coordinator state survives a restart: councils, deliberations with their records and events, plan
-answers. An unfinished deliberation comes back as failed ("interrupted"), its output kept."""
+answers. An unfinished deliberation resumes from its last completed stage; one with nothing to resume
+from comes back failed ("interrupted"), its output kept."""
 
 from __future__ import annotations
 
@@ -59,24 +60,66 @@ async def test_a_restarted_coordinator_has_everything_back(ray_session, location
     assert "fleet-test-pw" not in str(store)
 
 
-async def test_an_interrupted_deliberation_comes_back_failed_with_its_output(ray_session, location):
-    db = location
-    first = Coordinator(config(db, latency_s=0.3))
+async def crash_mid_critique(location, rounds: int = 2) -> tuple[str, list]:
+    """A coordinator that dies while round 1's critiques are being written: its drafts are stored
+    (and checkpointed), nothing more is written after the 'crash'. Returns the id and the events."""
+    first = Coordinator(config(location, latency_s=0.3))
     state = await first.submit(DeliberationRequest(task=Task(description="Add caching"), role="DATA",
-                                                   config=DeliberationConfig(rounds=3)))
-    for _ in range(100):  # until the drafts are in
-        if any(e.type == "proposal" for e in first.tracked[state.deliberation_id].events):
+                                                   config=DeliberationConfig(rounds=rounds)))
+    did = state.deliberation_id
+    tracked = first.tracked[did]
+    for _ in range(200):  # until the drafts are in
+        if sum(e.type == "proposal" for e in tracked.events) == 3:
             break
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.1)  # the critique calls are in flight (0.3 s each)
     await settle(first)
+    assert not any(e.type == "critique" for e in tracked.events)
+    first.store = None  # the process is gone: nothing it does from here reaches the store
+    events = list(tracked.events)
+    tracked.task.cancel()
+    return did, events
 
-    second = Coordinator(config(db))  # the first "crashed": it never finished
-    restored = await second.get_deliberation(state.deliberation_id)
-    assert restored.status == "failed" and "interrupted" in restored.error
-    events, finished = await second.events(state.deliberation_id, 0, 0)
+
+async def test_a_deliberation_interrupted_mid_critique_resumes_without_repeating_a_stage(ray_session, location):
+    did, before = await crash_mid_critique(location)
+
+    second = Coordinator(config(location))  # the restarted coordinator (a running loop: it resumes)
+    assert second.resumed == [did]
+    state = await second.wait(did, 120)
+    assert state.status == "done" and state.record.status == "completed"
+    record = state.record
+    assert [t.phase for t in record.timings].count("generate") == 1  # the drafts were not made again
+    assert [p for p in record.proposals if p.round == 0] == [e.data for e in before if e.type == "proposal"]
+    assert {p.round for p in record.proposals} == {0, 1, 2} and len(record.critiques) == 12
+    assert any(n.startswith("resumed after a coordinator restart: the drafts kept") for n in record.notes)
+    events, finished = await second.events(did, 0, 0)
+    assert finished and [e.seq for e in events] == list(range(1, len(events) + 1))
+    assert events[: len(before)] == before  # the past as clients saw it, then the resumed run
+    assert sum(e.type == "proposal" for e in events) == 3
+    assert [e.data.status for e in events if e.type == "status"] == ["queued", "running", "queued", "running",
+                                                                      "done"]
+    await settle(second)
+
+    third = Coordinator(config(location))  # it ended: nothing left to resume, the record as it was
+    assert third.resumed == []
+    assert (await third.get_deliberation(did)).record == record
+    assert (await third.events(did, 0, 0)) == (events, True)
+
+
+async def test_an_interrupted_deliberation_without_a_resume_point_comes_back_failed_with_its_output(
+        ray_session, tmp_path):
+    db = tmp_path / "fleet.sqlite"
+    did, _ = await crash_mid_critique(db)
+    from fleet.coordinator.store import StateStore
+
+    StateStore(str(db)).delete_run(did)  # as a fleet from before resuming left it
+    second = Coordinator(config(db))
+    restored = await second.get_deliberation(did)
+    assert second.resumed == [] and restored.status == "failed" and "interrupted" in restored.error
+    events, finished = await second.events(did, 0, 0)
     assert finished and events[-1].data.status == "failed"
     assert any(e.type == "proposal" for e in events)
-    first.tracked[state.deliberation_id].task.cancel()
 
 
 async def test_rows_an_older_fleet_wrote_are_reported_not_fatal(ray_session, tmp_path):

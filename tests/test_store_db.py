@@ -151,3 +151,29 @@ def test_locations_and_config():
         FleetConfig(state_path="/x.sqlite", state_url="postgresql://u@h/d")
     with pytest.raises(ValueError, match="expected postgresql"):
         FleetConfig(state_url="mysql://u@h/d")
+
+
+def test_a_run_keeps_its_request_council_and_last_checkpoint_until_it_ends(location):
+    from fleet.config.deliberation import DeliberationRequest
+    from fleet.config.task import Task
+    from fleet.record import Checkpoint, DeliberationRecord
+
+    request = DeliberationRequest(task=Task(description="Add a cache"), role="DEV")
+    council = CouncilSpec.default("DEV", 3)
+    record = DeliberationRecord(deliberation_id="d1", status="completed", task=request.task, council=council,
+                                config=request.config, quorum=2, started_at=T0)
+    store = StateStore(location)
+    store.put_state(state("d1", "running"))
+    for seq in (1, 2, 3, 4):
+        store.add_event(event("d1", seq, "running"))
+    store.put_run("d1", request, council, 1)
+    store.put_run("d1", request, CouncilSpec.default("DEV", 5), 9)  # accepted once: a second put changes nothing
+    assert store.load().runs["d1"].events == 1 and store.load().runs["d1"].checkpoint is None
+    store.put_checkpoint("d1", 3, Checkpoint(round=0, live=["agent-dev-001"], record=record))
+    run = StateStore(location).load().runs["d1"]
+    assert (run.request, run.council, run.events) == (request, council, 3)
+    assert run.checkpoint.live == ["agent-dev-001"] and run.checkpoint.record == record
+    store.truncate_events("d1", 3)
+    assert [e.seq for e in store.load().deliberations[0][1]] == [1, 2, 3]
+    store.delete_run("d1")
+    assert store.load().runs == {}

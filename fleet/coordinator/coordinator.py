@@ -26,7 +26,7 @@ from fleet.coordinator.councils import CouncilRegistry
 from fleet.coordinator.deliberation import Deliberation, agent_failure, new_deliberation_id
 from fleet.coordinator.pool import ActorPool
 from fleet.coordinator.store import StateStore
-from fleet.coordinator.tracking import Tracked
+from fleet.coordinator.tracking import FINISHED, Tracked
 from fleet.engine.serve_llm import engine_client
 from fleet.errors import (
     ConflictError,
@@ -38,6 +38,7 @@ from fleet.errors import (
 )
 from fleet.messages import GenerateRequest
 from fleet.record import (
+    Checkpoint,
     DeliberationEvent,
     DeliberationRecord,
     DeliberationState,
@@ -76,9 +77,26 @@ class Coordinator:
         if self.store and not snapshot.councils:
             for c in councils:
                 self.store.put_council(c)
+        try:  # a Ray async actor's constructor runs on its event loop: resumed runs can start now
+            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        self.resumed: list[str] = []
         for state, events in snapshot.deliberations if snapshot else []:
-            tracked = Tracked(state.deliberation_id, None, state.role, self._on_change, state, events)
-            self.tracked[state.deliberation_id] = tracked
+            did = state.deliberation_id
+            run = snapshot.runs.get(did) if loop is not None else None
+            if run is not None and state.status not in FINISHED:
+                # Its coordinator died while it was queued or running: go on from its last completed
+                # stage. Events after that stage's are dropped first (the resumed run emits them again).
+                self._persist("truncate_events", did, run.events)
+                tracked = Tracked(did, run.request, state.role, self._on_change, state, events, resume_at=run.events)
+                tracked.task = loop.create_task(self._run(tracked, run.council, run.checkpoint))
+                self.resumed.append(did)
+            else:  # finished, or nothing to resume from: an unfinished one comes back failed ("interrupted")
+                tracked = Tracked(did, None, state.role, self._on_change, state, events)
+                if run is not None:
+                    self._persist("delete_run", did)
+            self.tracked[did] = tracked
             self._count(tracked)
         self.plans = {p.event_id: p for p in snapshot.plans} if snapshot else {}
 
@@ -200,13 +218,19 @@ class Coordinator:
                                   f"{self.config.max_queued}, {self.config.max_concurrent} run at once): retry "
                                   f"in {OverloadedError.retry_after_s}s")
         tracked = Tracked(did, request, council.role, self._on_change)
+        self._persist("put_run", did, request, council, len(tracked.events))
         self.tracked[did] = tracked
         self._evict()
         tracked.task = asyncio.get_running_loop().create_task(self._run(tracked, council))
         return tracked.state
 
-    async def _run(self, tracked: Tracked, council: CouncilSpec) -> None:
+    async def _run(self, tracked: Tracked, council: CouncilSpec, checkpoint: Checkpoint | None = None) -> None:
+        """Run (or, from `checkpoint`, resume) one deliberation to its end; every outcome is recorded."""
         request, did = tracked.request, tracked.state.deliberation_id
+
+        def saved(cp: Checkpoint) -> None:  # after the stage's events: a resume drops only later ones
+            self._persist("put_checkpoint", did, len(tracked.events), cp)
+
         try:
             async with self._slots:
                 tracked.set_status("running")
@@ -216,7 +240,8 @@ class Coordinator:
                 judge = (Judge(self.engine, self.config.engine.model_id, request.config.judge_max_tokens)
                          if request.config.judge else None)
                 run = Deliberation(request, council, pool, RubricScorer(judge, request.config.sandbox), did,
-                                   on_event=tracked.emit, architect_id=architect.agent_id if architect else None)
+                                   on_event=tracked.emit, architect_id=architect.agent_id if architect else None,
+                                   checkpoint=checkpoint, on_checkpoint=saved)
                 if replaced:
                     run.record.notes.append(f"the actors of {replaced} had died since their last call: "
                                             "they run in new actors")
@@ -240,6 +265,7 @@ class Coordinator:
     def _finish(self, tracked: Tracked, status: Lifecycle, record: DeliberationRecord | None,
                 error: str | None) -> None:
         tracked.set_status(status, record, error)
+        self._persist("delete_run", tracked.state.deliberation_id)  # after the final state: nothing to resume
         self._count(tracked)
 
     def _count(self, tracked: Tracked) -> None:
@@ -369,6 +395,7 @@ class Coordinator:
             "queued": sum(t.state.status == "queued" for t in self.tracked.values()),
             "max_queued": self.config.max_queued,
             "agents_replaced": dict(self.replaced),
+            "resumed": list(self.resumed),
             "engine": {"kind": self.config.engine.kind, "model": self.config.engine.model_id},
             "store": {"location": self.store.location if self.store else None,
                       "dialect": self.store.dialect if self.store else None, "errors": len(self.store_errors),

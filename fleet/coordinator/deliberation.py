@@ -43,6 +43,7 @@ from fleet.messages import (
 )
 from fleet.record import (
     AgentFailure,
+    Checkpoint,
     Critique,
     DeliberationRecord,
     EventType,
@@ -80,13 +81,18 @@ class Deliberation:
         deliberation_id: str | None = None,
         on_event: Callable[[EventType, Any], None] | None = None,
         architect_id: str | None = None,
+        checkpoint: Checkpoint | None = None,
+        on_checkpoint: Callable[[Checkpoint], None] | None = None,
     ) -> None:
         """on_event(type, payload) is called synchronously for every proposal, critique, revision,
         failure, score card and the winner, in order (the coordinator turns them into SSE events).
-        architect_id: the pool's agent that selects among the top k (None: the top total wins)."""
+        architect_id: the pool's agent that selects among the top k (None: the top total wins).
+        on_checkpoint(checkpoint) is called after the drafts and after each review round, once that
+        stage's events are out; `checkpoint` (one such) resumes: its stages are not run again."""
         self.request, self.council, self.pool, self.scorer = request, council, pool, scorer
         self.architect_id = architect_id
         self._on_event = on_event
+        self._on_checkpoint = on_checkpoint
         self.cfg = request.config
         n = len(council.agents)
         self.quorum = self.cfg.quorum or n // 2 + 1
@@ -105,6 +111,15 @@ class Deliberation:
         self.live: list[str] = [a.agent_id for a in council.agents]
         self._noted_failures = 0
         self.current: dict[str, Proposal] = {}  # author -> its latest proposal
+        self.done_round = -1  # the last completed stage: -1 none, 0 the drafts, r review round r
+        if checkpoint is not None:
+            self.record = checkpoint.record.model_copy(deep=True)
+            self.live, self.done_round = list(checkpoint.live), checkpoint.round
+            for p in self.record.proposals:  # in order: the last one of each author is its current
+                self.current[p.author_id] = p
+            self._noted_failures = len(self.record.failed_agents() & {a.agent_id for a in council.agents})
+            done = "the drafts" + (f" and review rounds 1..{self.done_round}" if self.done_round else "")
+            self.record.notes.append(f"resumed after a coordinator restart: {done} kept, not run again")
 
     def _shown(self, author: str) -> ExecutionFeedback | None:
         """What the agents are told about `author`'s code (nothing with `feedback=False`)."""
@@ -113,6 +128,12 @@ class Deliberation:
     def _emit(self, kind: EventType, payload: Any) -> None:
         if self._on_event is not None:
             self._on_event(kind, payload)
+
+    def _checkpoint(self, round_: int) -> None:
+        self.done_round = round_
+        if self._on_checkpoint is not None:
+            self._on_checkpoint(Checkpoint(round=round_, live=list(self.live),
+                                           record=self.record.model_copy(deep=True)))
 
     async def _add_proposals(self, round_: int, replies: dict[Hashable, Any]) -> None:
         """Check each new proposal's code against the visible tests (one `check` phase), then
@@ -228,13 +249,15 @@ class Deliberation:
         # Agents connect to their engine first, so stage timings measure deliberation, not start-up.
         await self._fan_out("setup", 0, {a: (a, lambda a=a: self.pool.call(a, "ready")) for a in self.live})
         self._check_quorum("setup")
-        gen = GenerateRequest(task=task, sampling=self.request.sampling)
-        replies = await self._fan_out("generate", 0, {
-            a: (a, lambda a=a: self.pool.call(a, "generate", gen)) for a in self.live})
-        await self._add_proposals(0, replies)
-        self._check_quorum("generate")
+        if self.done_round < 0:
+            gen = GenerateRequest(task=task, sampling=self.request.sampling)
+            replies = await self._fan_out("generate", 0, {
+                a: (a, lambda a=a: self.pool.call(a, "generate", gen)) for a in self.live})
+            await self._add_proposals(0, replies)
+            self._check_quorum("generate")
+            self._checkpoint(0)
 
-        for r in range(1, self.cfg.rounds + 1):
+        for r in range(self.done_round + 1, self.cfg.rounds + 1):
             if len(self.live) < 2:
                 self.record.notes.append(f"round {r}: skipped review, fewer than 2 live agents")
                 break
@@ -244,6 +267,7 @@ class Deliberation:
                                          f"{self.cfg.rounds} skipped")
                 break
             await self._review_round(r)
+            self._checkpoint(r)
         if self.cfg.rounds == 0:
             self.record.notes.append("rounds=0: review skipped as requested")
 

@@ -11,10 +11,11 @@ The schema is versioned (`fleet_schema`); opening a database applies the migrati
 transaction (under an advisory lock on PostgreSQL, so two coordinators starting together migrate once)
 and refuses a database a newer fleet wrote. A SQLite file written before versioning is version 1.
 
-Written through as things change, read once when a coordinator starts. A deliberation that was queued
-or running when its coordinator stopped comes back `failed` ("interrupted"), with everything it had
-produced. A row an older fleet wrote that no longer validates is left untouched and counted in
-`Snapshot.unreadable` (the coordinator reports it) instead of stopping the coordinator from starting.
+Written through as things change, read once when a coordinator starts. An accepted deliberation's
+request and council are stored at once (`runs`), and a checkpoint after each completed stage, so a
+restarted coordinator resumes it from there; its row goes when it ends. A row an older fleet wrote
+that no longer validates is left untouched and counted in `Snapshot.unreadable` (the coordinator
+reports it) instead of stopping the coordinator from starting.
 
 All methods block: the coordinator runs them on one dedicated thread, in order — so two writes of one
 deliberation's state can never land out of order, and its event loop never waits on the database.
@@ -32,9 +33,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, make_url
 
 from fleet.config.council import CouncilSpec
+from fleet.config.deliberation import DeliberationRequest
 from fleet.config.plan import PlanDispatch
 from fleet.errors import StoreError
-from fleet.record import DeliberationEvent, DeliberationState
+from fleet.record import Checkpoint, DeliberationEvent, DeliberationState
 
 _meta = sa.MetaData()
 _version = sa.Table("fleet_schema", _meta, sa.Column("version", sa.Integer, nullable=False))
@@ -46,6 +48,9 @@ _events = sa.Table("events", _meta, sa.Column("id", sa.Text, primary_key=True),
                    sa.Column("seq", sa.Integer, primary_key=True), sa.Column("event", sa.Text, nullable=False))
 _plans = sa.Table("plans", _meta, sa.Column("event_id", sa.Text, primary_key=True),
                   sa.Column("answer", sa.Text, nullable=False))
+_runs = sa.Table("runs", _meta, sa.Column("id", sa.Text, primary_key=True),
+                 sa.Column("request", sa.Text, nullable=False), sa.Column("council", sa.Text, nullable=False),
+                 sa.Column("events", sa.Integer, nullable=False), sa.Column("checkpoint", sa.Text))
 
 
 def _v1_tables(conn: Connection) -> None:
@@ -68,8 +73,15 @@ def _v2_council_order(conn: Connection) -> None:
         conn.execute(sa.text("UPDATE councils SET position = rowid"))
 
 
+def _v3_runs(conn: Connection) -> None:
+    """What an unfinished deliberation needs to resume: its request, its council, and its last
+    checkpoint with the number of events emitted up to it. Deleted when the deliberation ends."""
+    conn.execute(sa.text("CREATE TABLE runs (id TEXT PRIMARY KEY, request TEXT NOT NULL, council TEXT NOT NULL, "
+                         "events INTEGER NOT NULL, checkpoint TEXT)"))
+
+
 # Index i brings a database from version i to i + 1. Append; never edit one that has shipped.
-MIGRATIONS: list[Callable[[Connection], None]] = [_v1_tables, _v2_council_order]
+MIGRATIONS: list[Callable[[Connection], None]] = [_v1_tables, _v2_council_order, _v3_runs]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -91,10 +103,20 @@ def redacted(location: str) -> str:
     return make_url(location).render_as_string(hide_password=True) if "://" in location else location
 
 
+class StoredRun(BaseModel):
+    """An unfinished deliberation's resume point: checkpoint None means no stage had completed."""
+
+    request: DeliberationRequest
+    council: CouncilSpec
+    events: int = 0  # events emitted up to the checkpoint (later ones are dropped on resume)
+    checkpoint: Checkpoint | None = None
+
+
 class Snapshot(BaseModel):
     councils: list[CouncilSpec]
     deliberations: list[tuple[DeliberationState, list[DeliberationEvent]]]  # oldest first
     plans: list[PlanDispatch]
+    runs: dict[str, StoredRun] = {}  # deliberation id -> resume point (unfinished ones only)
     unreadable: list[str] = []  # ids of deliberations whose stored state or events no longer validate
 
 
@@ -150,10 +172,21 @@ class StateStore:
             councils = [CouncilSpec.model_validate_json(s) for (s,) in
                         conn.execute(sa.select(_councils.c.spec).order_by(_councils.c.position, _councils.c.role))]
             plans = [PlanDispatch.model_validate_json(a) for (a,) in conn.execute(sa.select(_plans.c.answer))]
+            runs = {}
+            for did, request, council, n, checkpoint in conn.execute(sa.select(
+                    _runs.c.id, _runs.c.request, _runs.c.council, _runs.c.events, _runs.c.checkpoint)):
+                try:
+                    runs[did] = StoredRun(
+                        request=DeliberationRequest.model_validate_json(request),
+                        council=CouncilSpec.model_validate_json(council), events=n,
+                        checkpoint=Checkpoint.model_validate_json(checkpoint) if checkpoint else None)
+                except ValidationError:
+                    unreadable.add(did)
         return Snapshot(
             councils=councils,
             deliberations=[(s, events[s.deliberation_id]) for s in states if s.deliberation_id not in unreadable],
             plans=plans,
+            runs={did: run for did, run in runs.items() if did not in unreadable},
             unreadable=sorted(unreadable),
         )
 
@@ -190,6 +223,29 @@ class StateStore:
         with self._engine.begin() as conn:
             conn.execute(sa.delete(_deliberations).where(_deliberations.c.id == deliberation_id))
             conn.execute(sa.delete(_events).where(_events.c.id == deliberation_id))
+            conn.execute(sa.delete(_runs).where(_runs.c.id == deliberation_id))
+
+    def truncate_events(self, deliberation_id: str, keep: int) -> None:
+        """Drop the deliberation's events after seq `keep` (a resumed run emits them again)."""
+        with self._engine.begin() as conn:
+            conn.execute(sa.delete(_events).where(_events.c.id == deliberation_id, _events.c.seq > keep))
+
+    def put_run(self, deliberation_id: str, request: DeliberationRequest, council: CouncilSpec, events: int) -> None:
+        """A deliberation accepted (`events` emitted so far): what resuming it needs before any stage completes."""
+        insert = self._insert(_runs).values(id=deliberation_id, request=request.model_dump_json(),
+                                            council=council.model_dump_json(), events=events, checkpoint=None)
+        with self._engine.begin() as conn:
+            conn.execute(insert.on_conflict_do_nothing(index_elements=["id"]))
+
+    def put_checkpoint(self, deliberation_id: str, events: int, checkpoint: Checkpoint) -> None:
+        with self._engine.begin() as conn:
+            conn.execute(sa.update(_runs).where(_runs.c.id == deliberation_id)
+                         .values(events=events, checkpoint=checkpoint.model_dump_json()))
+
+    def delete_run(self, deliberation_id: str) -> None:
+        """The deliberation ended: nothing to resume."""
+        with self._engine.begin() as conn:
+            conn.execute(sa.delete(_runs).where(_runs.c.id == deliberation_id))
 
     def put_plan(self, answer: PlanDispatch) -> None:
         insert = self._insert(_plans).values(event_id=answer.event_id, answer=answer.model_dump_json())

@@ -26,8 +26,10 @@ OnChange = Callable[["Tracked", DeliberationEvent], None]
 class Tracked:
     def __init__(self, deliberation_id: str, request: DeliberationRequest | None, role: str,
                  on_change: OnChange | None = None, state: DeliberationState | None = None,
-                 events: list[DeliberationEvent] | None = None) -> None:
+                 events: list[DeliberationEvent] | None = None, resume_at: int | None = None) -> None:
         """A new deliberation (request given), or one restored from a store (state and events given).
+        A restored unfinished one is resumed when `resume_at` is given (its events after that seq are
+        dropped; it is queued again), otherwise it comes back failed ("interrupted").
         on_change(tracked, event) follows every event (the coordinator persists through it)."""
         self.request = request
         self._on_change = on_change
@@ -36,7 +38,12 @@ class Tracked:
         self._changed = asyncio.Condition()
         if state is not None:
             self.state = state
-            if not self.finished:  # its coordinator stopped while it ran: nothing will finish it now
+            if self.finished:
+                return
+            if resume_at is not None and request is not None:
+                del self.events[resume_at:]
+                self.set_status("queued")
+            else:  # its coordinator stopped while it ran: nothing will finish it now
                 self.set_status("failed", error="interrupted: the coordinator stopped before it finished")
             return
         assert request is not None
