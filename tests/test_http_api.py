@@ -156,6 +156,9 @@ async def test_councils_crud(client):
     ("get", "/v1/councils/NOPE", None, 404, "NOPE"),
     ("post", "/v1/councils", {"role": "DEV"}, 409, "exists"),
     ("post", "/v1/deliberations", {"task": "x" * (2 << 20)}, 413, "exceeds"),
+    ("post", "/v1/deliberations", {"task": {"description": "Make the tests pass", "language": "python", "tests": [
+        {"kind": "pytest", "visible": True, "source": "def test_x():\n    assert 1 == 1\n" * 1500}]}},
+     422, "too long for the engine's context window"),
 ])
 async def test_error_statuses_say_what_is_wrong(client, method, path, body, status, says):
     r = await client.request(method.upper(), path, json=body)

@@ -22,6 +22,7 @@ from fleet.config.council import AgentSpec, CouncilSpec, NewAgent
 from fleet.config.deliberation import DeliberationRequest, SampleRequest
 from fleet.config.fleet import FleetConfig
 from fleet.config.plan import PlanApproved, PlanDispatch, RoleDispatch
+from fleet.coordinator.admission import TokenCounter, check_prompt_budget, engine_tokenizer
 from fleet.coordinator.councils import CouncilRegistry
 from fleet.coordinator.deliberation import Deliberation, agent_failure, new_deliberation_id
 from fleet.coordinator.pool import ActorPool
@@ -60,6 +61,9 @@ class Coordinator:
         self.plans: dict[str, PlanDispatch] = {}  # event_id -> the first answer (idempotency)
         self.counts: Counter[tuple[str, str]] = Counter()  # (role, record or lifecycle status) -> n
         self._slots = asyncio.Semaphore(config.max_concurrent)
+        self._tokenizer_lock = asyncio.Lock()
+        self._tokens: TokenCounter | None = None
+        self.prompt_check: str | None = None  # how prompt lengths are checked at the door (None: not yet known)
         self.replaced: Counter[str] = Counter()  # agent_id -> actors that died and were replaced
         self._dead: set[str] = set()  # agents whose actor died since a deliberation last started them
         # Durable state: read once here (the constructor runs before any call), then written through
@@ -203,12 +207,16 @@ class Coordinator:
     async def submit(self, request: DeliberationRequest, deliberation_id: str | None = None) -> DeliberationState:
         """Start a deliberation in the background; returns its (queued) state at once. Refused before
         anything is stored: an unknown role (`NotFoundError`), a quorum larger than the council that
-        would run (`InvalidRequestError`), a full queue (`OverloadedError`)."""
+        would run or a prompt that can outgrow the engine's context window (`InvalidRequestError`), a
+        full queue (`OverloadedError`)."""
+        count = await self._token_counter()
         council = self.councils.resolve(request)
         quorum, n = request.config.quorum, len(council.agents)
         if quorum is not None and quorum > n:
             raise InvalidRequestError(f"config.quorum: {quorum} is larger than the council that would run "
                                       f"({council.role}: {n} agents)")
+        if count is not None:
+            check_prompt_budget(request, council, count, self.config.engine.max_model_len)
         did = deliberation_id or new_deliberation_id()
         if did in self.tracked:
             raise ConflictError(f"deliberation {did!r} exists already")
@@ -223,6 +231,18 @@ class Coordinator:
         self._evict()
         tracked.task = asyncio.get_running_loop().create_task(self._run(tracked, council))
         return tracked.state
+
+    async def _token_counter(self) -> TokenCounter | None:
+        """The engine's tokenizer, loaded once (in a thread); None: prompt lengths are not checked."""
+        async with self._tokenizer_lock:
+            if self.prompt_check is None:
+                try:
+                    self._tokens = await asyncio.to_thread(engine_tokenizer, self.config.engine)
+                    self.prompt_check = ("on: the engine's tokenizer" if self._tokens else
+                                         "off: no tokenizer for this engine on the coordinator's node")
+                except Exception as e:  # reported by status(); requests are still served
+                    self.prompt_check = f"off: loading the tokenizer failed: {type(e).__name__}: {e}"
+        return self._tokens
 
     async def _run(self, tracked: Tracked, council: CouncilSpec, checkpoint: Checkpoint | None = None) -> None:
         """Run (or, from `checkpoint`, resume) one deliberation to its end; every outcome is recorded."""
@@ -396,6 +416,7 @@ class Coordinator:
             "max_queued": self.config.max_queued,
             "agents_replaced": dict(self.replaced),
             "resumed": list(self.resumed),
+            "prompt_check": self.prompt_check,
             "engine": {"kind": self.config.engine.kind, "model": self.config.engine.model_id},
             "store": {"location": self.store.location if self.store else None,
                       "dialect": self.store.dialect if self.store else None, "errors": len(self.store_errors),

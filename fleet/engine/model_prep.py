@@ -69,6 +69,15 @@ def assemble_gguf(model: EmbeddedModel, into: Path) -> Path:
     return out
 
 
+def prepared_folder(name: str, dtype: str = "float32") -> Path | None:
+    """Where `prepare_model` keeps the embedded model `name`, if it is converted on this node."""
+    model = EMBEDDED_MODELS.get(name)
+    if model is None:
+        return None
+    target = cache_dir() / "models" / f"{model.folder}-{dtype}"
+    return target if (target / _DONE).is_file() else None
+
+
 def prepare_model(name: str, dtype: str = "float32") -> Path:
     """A Hugging Face folder of the embedded model `name`, converted on first use (SmolLM2 ~20 s,
     the coder model ~55 s and 2.4 GB). Blocking: call it from sync code or `asyncio.to_thread`."""
