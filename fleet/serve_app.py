@@ -26,8 +26,11 @@ def build_app(args: dict[str, Any]):
         raise InvalidRequestError("engine kind 'inproc_fake' has nothing to deploy; use 'vllm' or 'fake'")
     source = resolve_model_source(config.engine)
     engine = build_engine_app(config.engine, source)
-    ingress = make_fastapi_ingress(FleetIngress, endpoint_map=FLEET_ENDPOINTS,
-                                   app=make_app(api_token=config.resolved_token()))
+    token = config.resolved_token()
+    ingress = make_fastapi_ingress(FleetIngress, endpoint_map=FLEET_ENDPOINTS, app=make_app(api_token=token))
+    args = config.model_dump(mode="json", exclude={"api_token"})  # the token stays in the middleware ...
+    if config.state_url is not None:  # ... the database URL goes to the coordinator (JSON would mask it)
+        args["state_url"] = config.state_url.get_secret_value()
     # num_cpus=0: on a 2-CPU node the engine's placement group holds the CPUs; an ingress that asks
     # for one is never scheduled and the app hangs (ENGINE_NOTES).
     return serve.deployment(ingress).options(
@@ -37,5 +40,5 @@ def build_app(args: dict[str, Any]):
     ).bind(
         llm_deployments={config.engine.model_id: engine},
         model_cards={config.engine.model_id: model_card(config.engine, source)},
-        fleet_config=config.model_dump(mode="json", exclude={"api_token"}),  # the token stays in the middleware
+        fleet_config=args, authenticated=token is not None,
     )

@@ -143,3 +143,34 @@ def test_sse_framing():
     frame = sse(event)
     assert frame.startswith("id: 7\nevent: status\ndata: {") and frame.endswith("\n\n")
     assert sse(None) == ": keep-alive\n\n"
+
+
+@pytest.mark.parametrize(("host", "authenticated", "allowed", "refused"), [
+    ("127.0.0.1", False, False, False),
+    ("::1", False, False, False),
+    ("localhost", False, False, False),
+    ("0.0.0.0", False, False, True),
+    ("10.0.0.7", False, False, True),
+    ("fleet.internal", False, False, True),  # a name may resolve to anything
+    ("0.0.0.0", True, False, False),  # a token: anyone may reach it, only token holders get in
+    ("0.0.0.0", False, True, False),  # the operator says a proxy authenticates
+])
+def test_a_non_loopback_bind_needs_a_token(host, authenticated, allowed, refused):
+    from fleet.errors import InvalidRequestError
+    from fleet.ingress.http import check_bind
+
+    if refused:
+        with pytest.raises(InvalidRequestError, match=f"refusing to serve fleet on {host}:8000 without auth"):
+            check_bind(host, 8000, authenticated, allowed)
+    else:
+        check_bind(host, 8000, authenticated, allowed)
+
+
+def test_the_app_builder_hands_the_ingress_the_database_url_but_not_the_token():
+    from fleet.serve_app import build_app
+
+    app = build_app({"engine": {"kind": "fake"}, "state_url": "postgresql://u:pw@db/fleet", "api_token": "tok"})
+    kwargs = app._bound_deployment.init_kwargs  # what Serve passes to FleetIngress.__init__
+    assert kwargs["fleet_config"]["state_url"] == "postgresql://u:pw@db/fleet"  # not pydantic's "**********"
+    assert "api_token" not in kwargs["fleet_config"] and kwargs["authenticated"] is True
+    assert build_app({"engine": {"kind": "fake"}})._bound_deployment.init_kwargs["authenticated"] is False

@@ -44,6 +44,9 @@ class FleetConfig(StrictModel):
     api_token: SecretStr | None = Field(
         default=None, description="bearer token every HTTP route but /v1/health requires; None: the "
                                   "FLEET_API_TOKEN environment variable, else no authentication")
+    allow_unauthenticated: bool = Field(
+        default=False, description="serve a non-loopback address without api_token (only behind a proxy that "
+                                   "authenticates); otherwise the ingress refuses to start")
     state_path: str | None = Field(
         default=None, description="SQLite file keeping councils, deliberations and events across restarts "
                                   "(the coordinator then stays on the head node, beside its file); None: "

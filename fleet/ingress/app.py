@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import ray
 from fastapi import FastAPI, Header, Query, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
@@ -23,7 +24,7 @@ from fleet.config.inputs import DeliberationInput
 from fleet.config.plan import PlanApproved, PlanDispatch
 from fleet.driver import Fleet
 from fleet.errors import EngineNotReadyError, FleetError, InvalidRequestError
-from fleet.ingress.http import BearerAuth, BodyLimit, install_error_handlers, sse
+from fleet.ingress.http import BearerAuth, BodyLimit, check_bind, install_error_handlers, sse
 from fleet.record import DeliberationState, Lifecycle
 
 API_VERSION = "v1"
@@ -51,11 +52,21 @@ def make_app(api_token: str | None = None) -> FastAPI:
 
 
 class FleetIngress(OpenAiIngress):
-    def __init__(self, llm_deployments: dict[str, Any], model_cards: dict[str, Any], fleet_config: dict[str, Any]):
+    async def __init__(self, llm_deployments: dict[str, Any], model_cards: dict[str, Any],
+                       fleet_config: dict[str, Any], authenticated: bool = False):
+        """authenticated: whether the app's middleware requires a bearer token (the token itself
+        stays there). Async: Serve awaits it, and it asks Serve's controller where HTTP is bound."""
         super().__init__(llm_deployments=llm_deployments, model_cards=model_cards)
         self.config = FleetConfig.model_validate(fleet_config)
         self._fleet: Fleet | None = None
         self._fleet_lock = asyncio.Lock()
+        # The bind lives in the Serve config's http_options, which the app builder never sees: ask the
+        # controller (Serve's own name for it; no public API exposes the HTTP options to a replica).
+        from ray.serve._private.constants import SERVE_CONTROLLER_NAME, SERVE_NAMESPACE
+
+        controller = ray.get_actor(SERVE_CONTROLLER_NAME, namespace=SERVE_NAMESPACE)
+        http = await controller.get_http_config.remote()
+        check_bind(http.host, http.port, authenticated, self.config.allow_unauthenticated)
 
     async def _get_fleet(self) -> Fleet:
         async with self._fleet_lock:

@@ -9,6 +9,7 @@ internals in the body).
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import logging
 
 from fastapi import FastAPI, Request
@@ -24,6 +25,23 @@ log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 1 << 20  # 1 MiB: a task is text, not a payload
 OPEN_PATHS = frozenset({"/v1/health"})  # the only route without a token: load balancers probe it
+
+
+def check_bind(host: str, port: int, authenticated: bool, allow_unauthenticated: bool) -> None:
+    """Refuse to serve beyond this machine without a token: `InvalidRequestError` when `host` is not a
+    loopback address (0.0.0.0, a LAN address, a name) and no bearer token is configured, unless the
+    config says an authenticating proxy stands in front (`allow_unauthenticated`)."""
+    if authenticated or allow_unauthenticated or host == "localhost":
+        return
+    try:
+        if ipaddress.ip_address(host).is_loopback:
+            return
+    except ValueError:  # a host name: it may resolve to anything
+        pass
+    raise InvalidRequestError(
+        f"refusing to serve fleet on {host}:{port} without authentication: set api_token in the config or "
+        "FLEET_API_TOKEN in the environment of `serve run`/`serve deploy`, bind a loopback address "
+        "(http_options.host: 127.0.0.1), or set allow_unauthenticated: true behind a proxy that authenticates")
 
 
 def _error(status: int, error: str, message: str) -> JSONResponse:
