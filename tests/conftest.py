@@ -84,18 +84,27 @@ def cpu_app_args(model_id: str = "smollm2", **overrides) -> dict:
 
 
 @pytest.fixture(scope="session")
-def fleet_app(ray_session, tmp_path_factory):
+def serve_http(ray_session):
+    """Ray Serve for the whole suite, started once (HTTP on a free loopback port); its base URL. Every
+    test that deploys to Serve goes through it: a second `serve.start` would keep the first's port."""
+    from ray import serve
+
+    port = free_port()
+    serve.start(proxy_location="HeadOnly", http_options={"host": "127.0.0.1", "port": port})
+    return f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture(scope="session")
+def fleet_app(serve_http, tmp_path_factory):
     """The whole fleet as `serve run serve_configs/cpu.yaml` deploys it (vLLM's CPU build + the HTTP
     ingress; SmolLM2 for speed), once for the suite, on a free loopback port. Yields the base URL."""
     from ray import serve
 
     from fleet.serve_app import build_app
 
-    port = free_port()
-    serve.start(proxy_location="HeadOnly", http_options={"host": "127.0.0.1", "port": port})
     state = tmp_path_factory.mktemp("state") / "fleet.sqlite"  # not the user's ~/.cache one
     serve.run(build_app(cpu_app_args(max_tokens=64, state_path=str(state))), name="fleet", route_prefix="/")
-    yield f"http://127.0.0.1:{port}"
+    yield serve_http
     serve.delete("fleet")
 
 
@@ -111,7 +120,7 @@ async def real_fleet(fleet_app):
 
 
 @pytest.fixture(scope="module")
-async def coder_fleet(ray_session):
+async def coder_fleet(serve_http):
     """The embedded default model (Qwen2.5-Coder-0.5B) in an engine app of its own, for the tests of
     grounded judgement. Its placement group takes the second of the session's 2 logical CPUs.
     Module-scoped: the engine (~7 GB with its workers) and its coordinator's agent actors (~0.7 GB

@@ -234,3 +234,78 @@ async def test_a_killed_coordinator_restarts_resumes_its_deliberation_and_503s_m
             await fleet.status()
     finally:
         fleet.owner = False
+
+
+async def test_32_concurrent_deliberations_with_cancels_each_end_done_or_cancelled(ray_session):
+    """32 accepted at once (8 run, 24 wait) and 8 of them cancelled: some while queued, some mid-stage,
+    some perhaps already done (then the cancel is a 409). Every accepted one ends, counts exact."""
+    from fleet import DeliberationConfig
+    from fleet.config.deliberation import DeliberationRequest
+    from fleet.errors import ConflictError
+
+    config = FleetConfig(engine=EngineSpec(kind="inproc_fake", fake=FakeEngineConfig(latency_s=0.2)),
+                         coordinator_name="fleet-tests-load", max_concurrent=8, max_queued=32)
+    fleet = await Fleet.start(config)
+    try:
+        request = DeliberationRequest(task=Task(description="Add a cache"), role="DEVOPS",
+                                      config=DeliberationConfig(rounds=1, judge=False))
+        accepted = await asyncio.gather(*(fleet.submit(request) for _ in range(32)))
+        ids = [s.deliberation_id for s in accepted]
+        assert len(set(ids)) == 32
+        await asyncio.sleep(0.5)  # the first 8 are mid-stage, the rest queued
+        targets = ids[::4]  # 0, 4, ..., 28: running ones and queued ones
+        cancelled, too_late = set(), set()
+        for did in targets:
+            try:
+                state = await fleet.cancel(did)
+                assert state.status == "cancelled"
+                cancelled.add(did)
+            except ConflictError:  # it had finished already
+                too_late.add(did)
+        finals = await asyncio.gather(*(fleet.wait(did, 240) for did in ids))
+        by_status = {did: s.status for did, s in zip(ids, finals, strict=True)}
+        assert {d for d, s in by_status.items() if s == "cancelled"} == cancelled
+        assert {d for d, s in by_status.items() if s == "done"} == set(ids) - cancelled
+        assert len(cancelled) + len(too_late) == 8 and len(cancelled) >= 4  # most were cancelled in flight
+        assert all(s.record.status == "completed" for s in finals if s.status == "done")
+        status = await fleet.status()
+        assert status["in_flight"] == 0 and status["queued"] == 0
+        assert status["per_role"]["DEVOPS"] == {"completed": 32 - len(cancelled), "cancelled": len(cancelled)}
+    finally:
+        await fleet.shutdown()
+
+
+async def test_a_killed_engine_replica_is_replaced_and_its_calls_are_resent_as_recorded(serve_http):
+    """The engine is a Serve deployment (the fake, 1 s per call); its replica's process is killed while
+    every agent's draft is in flight. Serve starts a new replica; each lost call is re-sent once one is
+    up, and the record counts the re-sends. Nothing hangs, nothing stands in for a lost answer."""
+    import ray
+    from ray import serve
+
+    app = "fleet-engine-kill"
+    config = FleetConfig(engine=EngineSpec(kind="fake", app_name=app, fake=FakeEngineConfig(latency_s=1.0)),
+                         coordinator_name="fleet-tests-replica-kill")
+
+    def replicas() -> list[str]:
+        return sorted(a["name"] for a in ray.util.list_named_actors(all_namespaces=True)
+                      if a["namespace"] == "serve" and app in a["name"] and "REPLICA" in a["name"].upper())
+
+    fleet = await Fleet.start(config)  # deploys the engine app into the suite's Serve
+    try:
+        assert (await fleet.deliberate("Warm up", role="QA", rounds=0, judge=False)).status == "completed"
+        [before] = await asyncio.to_thread(replicas)
+        running = asyncio.create_task(fleet.deliberate("Add a queue", role="QA", rounds=1, judge=False))
+        await asyncio.sleep(0.5)  # the three drafts are in flight (1 s each)
+        ray.kill(await asyncio.to_thread(ray.get_actor, before, "serve"), no_restart=True)
+        record = await asyncio.wait_for(running, 240)
+        assert record.status == "completed", record.failures
+        drafts = [u for u in record.usage if u.stage == "generate"]
+        assert len(drafts) == 3 and all(u.retries >= 1 for u in drafts)  # each lost draft was re-sent ...
+        assert all(u.retries == 0 for u in record.usage if u.stage != "generate")  # ... and nothing else
+        [after] = await asyncio.to_thread(replicas)
+        assert after != before  # a new replica answered
+        again = await fleet.deliberate("Add a queue", role="QA", rounds=0, judge=False)
+        assert again.status == "completed" and all(u.retries == 0 for u in again.usage)
+    finally:
+        await fleet.shutdown()
+        await asyncio.to_thread(serve.delete, app)

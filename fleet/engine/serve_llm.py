@@ -49,14 +49,17 @@ def _openai_request(request: ChatRequest) -> Any:
 
 
 def _engine_died(detail: str) -> bool:
-    # vLLM's EngineDeadError, by name or by its fixed message, however Serve wrapped it.
-    return "EngineDeadError" in detail or "EngineCore encountered an issue" in detail
+    # vLLM's EngineDeadError, by name or by its fixed message, however Serve wrapped it; or the
+    # replica's own process died (killed, OOM): Serve replaces the replica either way.
+    return any(sign in detail for sign in ("EngineDeadError", "EngineCore encountered an issue", "ActorDiedError",
+                                           "RayActorError", "ActorUnavailableError"))
 
 
 class ServeLLMClient(EngineClient):
     """`EngineClient` over a `ray.serve.llm` deployment (or the fake one of the same shape).
 
-    When the engine's process dies mid-call (vLLM `EngineDeadError`), Serve restarts the replica;
+    When the engine's process or its replica dies mid-call (vLLM `EngineDeadError`, a killed
+    replica), Serve restarts the replica;
     the call is re-sent up to `dead_retries` times, `dead_backoff_s` apart and doubling (requests
     reach a restarting deployment only once a healthy replica is back), and the result counts the
     retries. Past that it raises fleet's `EngineDeadError`, which says so in words."""
