@@ -309,3 +309,22 @@ async def test_a_killed_engine_replica_is_replaced_and_its_calls_are_resent_as_r
     finally:
         await fleet.shutdown()
         await asyncio.to_thread(serve.delete, app)
+
+
+async def test_an_agent_actor_killed_mid_stage_is_a_failed_agent_and_the_rest_finish(fleet):
+    """Killed while its draft is in flight (0.5 s per call): that agent fails with the actor's error,
+    the other two finish the deliberation (quorum 2 of 3), and nothing stands in for the lost draft."""
+    import ray
+
+    await fleet.deliberate("Warm the ARCHITECT council", role="ARCHITECT", rounds=0, judge=False)
+    handle = await fleet.coordinator.__ray_call__.remote(lambda c: c.actors["agent-architect-003"][1])
+    running = asyncio.create_task(fleet.deliberate("Split the monolith", role="ARCHITECT", rounds=1, judge=False))
+    await asyncio.sleep(0.25 + LATENCY_S / 2)  # setup done, drafts in flight
+    ray.kill(handle)
+    record = await running
+    assert record.status == "degraded"
+    [failure] = record.failures
+    assert failure.agent_id == "agent-architect-003" and failure.stage in ("setup", "generate")
+    assert "Actor" in failure.error_type  # the actor's death, by its own name
+    assert {p.author_id for p in record.proposals} == {"agent-architect-001", "agent-architect-002"}
+    assert record.winner_id in {"agent-architect-001", "agent-architect-002"}
