@@ -10,6 +10,7 @@ and events are kept for `get`, `list` and the event stream. What it leaves out: 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -25,6 +26,7 @@ from fleet.config.plan import PlanApproved, PlanDispatch, RoleDispatch
 from fleet.coordinator.admission import TokenCounter, check_prompt_budget, engine_tokenizer
 from fleet.coordinator.councils import CouncilRegistry
 from fleet.coordinator.deliberation import Deliberation, agent_failure, new_deliberation_id
+from fleet.coordinator.metrics import FleetMetrics
 from fleet.coordinator.pool import ActorPool
 from fleet.coordinator.store import StateStore
 from fleet.coordinator.tracking import FINISHED, Tracked
@@ -51,6 +53,7 @@ from fleet.record import (
 from fleet.scoring.judge import Judge
 from fleet.scoring.scorer import RubricScorer
 
+log = logging.getLogger(__name__)
 
 class Coordinator:
     def __init__(self, config: FleetConfig) -> None:
@@ -64,6 +67,7 @@ class Coordinator:
         self._tokenizer_lock = asyncio.Lock()
         self._tokens: TokenCounter | None = None
         self.prompt_check: str | None = None  # how prompt lengths are checked at the door (None: not yet known)
+        self.metrics = FleetMetrics()
         self.replaced: Counter[str] = Counter()  # agent_id -> actors that died and were replaced
         self._dead: set[str] = set()  # agents whose actor died since a deliberation last started them
         # Durable state: read once here (the constructor runs before any call), then written through
@@ -124,6 +128,15 @@ class Coordinator:
         self._persist("add_event", event)
         if event.type == "status":
             self._persist("put_state", tracked.state)
+            state = tracked.state
+            log.info("deliberation %s role=%s task=%s: %s%s", state.deliberation_id, state.role, state.task_id,
+                     state.status, f" ({state.error})" if state.error else "")
+            self.metrics.load(sum(not t.finished for t in self.tracked.values()),
+                              sum(t.state.status == "queued" for t in self.tracked.values()))
+        elif event.type == "failure":
+            f = event.data
+            log.warning("deliberation %s agent=%s stage=%s round=%s failed: %s: %s", event.deliberation_id,
+                        f.agent_id, f.stage, f.round, f.error_type, f.message[:300])
 
     async def ready(self) -> bool:
         await self.engine.warm_up()  # the judge's connection
@@ -227,6 +240,7 @@ class Coordinator:
                                   f"in {OverloadedError.retry_after_s}s")
         tracked = Tracked(did, request, council.role, self._on_change)
         self._persist("put_run", did, request, council, len(tracked.events))
+        self.metrics.started.inc(tags={"role": council.role})
         self.tracked[did] = tracked
         self._evict()
         tracked.task = asyncio.get_running_loop().create_task(self._run(tracked, council))
@@ -286,13 +300,15 @@ class Coordinator:
                 error: str | None) -> None:
         tracked.set_status(status, record, error)
         self._persist("delete_run", tracked.state.deliberation_id)  # after the final state: nothing to resume
-        self._count(tracked)
+        self._count(tracked, ended_now=True)
 
-    def _count(self, tracked: Tracked) -> None:
+    def _count(self, tracked: Tracked, ended_now: bool = False) -> None:
         state = tracked.state
         if tracked.finished:
             outcome = state.record.status if state.record and state.status == "done" else state.status
             self.counts[(state.role, outcome)] += 1
+            if ended_now:
+                self.metrics.ended(state.role, outcome, state.record)
 
     def _evict(self) -> None:
         finished = [d for d, t in self.tracked.items() if t.finished]
