@@ -76,7 +76,7 @@ def test_deliberations_stages_calls_and_tokens_reach_the_metrics_endpoint(tmp_pa
         assert value(text, "fleet_deliberations_in_flight") == 0 and value(text, "fleet_deliberations_queued") == 0
         for stage in ("setup", "generate", "critique", "revise", "score", "select"):
             assert value(text, "fleet_stage_seconds_count", role="DEV", stage=stage) == 2, stage
-        assert value(text, "fleet_call_seconds_count", role="DEV", stage="critique") == 12  # 6 per deliberation (all pairs of 3)
+        assert value(text, "fleet_call_seconds_count", role="DEV", stage="critique") == 12  # all pairs of 3: 6 each
         assert value(text, "fleet_tokens_total", role="DEV", stage="generate", kind="completion") > 0
         assert value(text, "fleet_tokens_total", role="DEV", stage="revise", kind="prompt") > 0
     finally:
