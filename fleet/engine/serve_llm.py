@@ -237,7 +237,7 @@ def llm_config(spec: EngineSpec, model_source: str):
             "ray_actor_options": _actor_options(spec),
             **({"max_replicas_per_node": spec.max_replicas_per_node} if spec.max_replicas_per_node else {}),
         },
-        log_engine_metrics=False,
+        log_engine_metrics=spec.engine_metrics,
     )
 
 
