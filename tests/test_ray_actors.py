@@ -194,16 +194,19 @@ async def test_a_killed_coordinator_restarts_resumes_its_deliberation_and_503s_m
 
         before = await fleet.coordinator.__ray_call__.remote(pid)
         running = asyncio.create_task(fleet.deliberate("Add a queue", role="DEV", rounds=3))
-        did, drafts = None, []
-        for _ in range(200):  # until its drafts are in: the kill comes during round 1's critiques
+        from fleet.coordinator.store import StateStore
+
+        did, drafts, stored = None, [], None
+        for _ in range(200):  # until its drafts are in and stored: the kill comes during round 1's critiques
             states, _ = await fleet.list_deliberations(status="running")
             did = states[0].deliberation_id if states else None
             events = (await fleet.coordinator.events.remote(did, 0, 0))[0] if did else []
             drafts = [e.data for e in events if e.type == "proposal"]
-            if len(drafts) == 3:
+            stored = StateStore(str(tmp_path / "state.sqlite")).load().runs.get(did) if did else None
+            if len(drafts) == 3 and stored is not None and stored.checkpoint is not None:
                 break
             await asyncio.sleep(0.05)
-        assert len(drafts) == 3
+        assert len(drafts) == 3 and stored.checkpoint.round == 0
         ray.kill(fleet.coordinator, no_restart=False)  # its process dies mid-deliberation; Ray starts it again
         with pytest.raises(CoordinatorUnavailableError) as err:  # the caller hears 503, not a 500 or a hang
             await running
