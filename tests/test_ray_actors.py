@@ -181,7 +181,7 @@ async def test_a_killed_coordinator_restarts_resumes_its_deliberation_and_503s_m
 
     from fleet.errors import CoordinatorUnavailableError
 
-    config = FleetConfig(engine=EngineSpec(kind="inproc_fake", fake=FakeEngineConfig(latency_s=0.2)),
+    config = FleetConfig(engine=EngineSpec(kind="inproc_fake", fake=FakeEngineConfig(latency_s=0.5)),
                          coordinator_name="fleet-tests-restart", state_path=str(tmp_path / "state.sqlite"))
     fleet = await Fleet.start(config, detached=True)
     try:
@@ -197,7 +197,7 @@ async def test_a_killed_coordinator_restarts_resumes_its_deliberation_and_503s_m
         from fleet.coordinator.store import StateStore
 
         did, drafts, stored = None, [], None
-        for _ in range(200):  # until its drafts are in and stored: the kill comes during round 1's critiques
+        for _ in range(400):  # until its drafts are in and stored (0.5 s a call, 3 rounds: ~4 s in all)
             states, _ = await fleet.list_deliberations(status="running")
             did = states[0].deliberation_id if states else None
             events = (await fleet.coordinator.events.remote(did, 0, 0))[0] if did else []
