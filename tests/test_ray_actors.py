@@ -235,7 +235,9 @@ async def test_a_killed_coordinator_restarts_resumes_its_deliberation_and_503s_m
         assert again.status == "completed"
         ray.kill(fleet.coordinator, no_restart=True)  # gone for good: a clear 503, not a hang or a 500
         with pytest.raises(CoordinatorUnavailableError):
-            await fleet.status()
+            for _ in range(100):  # ray.kill is asynchronous: a call may still reach it before the kill lands
+                await fleet.status()
+                await asyncio.sleep(0.1)
         with pytest.raises(CoordinatorUnavailableError, match="not restarted"):
             await fleet.status()
     finally:
