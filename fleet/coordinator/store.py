@@ -150,8 +150,13 @@ class StateStore:
     def close(self) -> None:
         self._engine.dispose()
 
-    def _insert(self, table: sa.Table):
-        return (postgresql.insert if self.dialect == "postgresql" else sqlite.insert)(table)
+    def _upsert(self, table: sa.Table, keys: list[str], update: list[str], **values: Any) -> None:
+        """Insert a row, or on a key conflict set the `update` columns (none: keep the row as it is)."""
+        insert = (postgresql.insert if self.dialect == "postgresql" else sqlite.insert)(table).values(**values)
+        statement = (insert.on_conflict_do_update(index_elements=keys, set_={c: insert.excluded[c] for c in update})
+                     if update else insert.on_conflict_do_nothing(index_elements=keys))
+        with self._engine.begin() as conn:
+            conn.execute(statement)
 
     def load(self) -> Snapshot:
         states, unreadable = [], set()
@@ -199,25 +204,20 @@ class StateStore:
 
     def put_council(self, spec: CouncilSpec) -> None:
         last = sa.select(sa.func.coalesce(sa.func.max(_councils.c.position), 0) + 1).scalar_subquery()
-        insert = self._insert(_councils).values(role=spec.role, spec=spec.model_dump_json(), position=last)
-        with self._engine.begin() as conn:  # an update keeps the council's place
-            conn.execute(insert.on_conflict_do_update(index_elements=["role"], set_={"spec": insert.excluded.spec}))
+        # An update keeps the council's place.
+        self._upsert(_councils, ["role"], ["spec"], role=spec.role, spec=spec.model_dump_json(), position=last)
 
     def delete_council(self, role: str) -> None:
         with self._engine.begin() as conn:
             conn.execute(sa.delete(_councils).where(_councils.c.role == role))
 
     def put_state(self, state: DeliberationState) -> None:
-        insert = self._insert(_deliberations).values(id=state.deliberation_id, created_at=state.created_at.isoformat(),
-                                                     state=state.model_dump_json())
-        with self._engine.begin() as conn:
-            conn.execute(insert.on_conflict_do_update(index_elements=["id"], set_={"state": insert.excluded.state}))
+        self._upsert(_deliberations, ["id"], ["state"], id=state.deliberation_id,
+                     created_at=state.created_at.isoformat(), state=state.model_dump_json())
 
     def add_event(self, event: DeliberationEvent) -> None:
-        insert = self._insert(_events).values(id=event.deliberation_id, seq=event.seq, event=event.model_dump_json())
-        with self._engine.begin() as conn:
-            conn.execute(insert.on_conflict_do_update(index_elements=["id", "seq"],
-                                                      set_={"event": insert.excluded.event}))
+        self._upsert(_events, ["id", "seq"], ["event"], id=event.deliberation_id, seq=event.seq,
+                     event=event.model_dump_json())
 
     def delete_deliberation(self, deliberation_id: str) -> None:
         with self._engine.begin() as conn:
@@ -232,10 +232,8 @@ class StateStore:
 
     def put_run(self, deliberation_id: str, request: DeliberationRequest, council: CouncilSpec, events: int) -> None:
         """A deliberation accepted (`events` emitted so far): what resuming it needs before any stage completes."""
-        insert = self._insert(_runs).values(id=deliberation_id, request=request.model_dump_json(),
-                                            council=council.model_dump_json(), events=events, checkpoint=None)
-        with self._engine.begin() as conn:
-            conn.execute(insert.on_conflict_do_nothing(index_elements=["id"]))
+        self._upsert(_runs, ["id"], [], id=deliberation_id, request=request.model_dump_json(),
+                     council=council.model_dump_json(), events=events, checkpoint=None)
 
     def put_checkpoint(self, deliberation_id: str, events: int, checkpoint: Checkpoint) -> None:
         with self._engine.begin() as conn:
@@ -248,10 +246,7 @@ class StateStore:
             conn.execute(sa.delete(_runs).where(_runs.c.id == deliberation_id))
 
     def put_plan(self, answer: PlanDispatch) -> None:
-        insert = self._insert(_plans).values(event_id=answer.event_id, answer=answer.model_dump_json())
-        with self._engine.begin() as conn:
-            conn.execute(insert.on_conflict_do_update(index_elements=["event_id"],
-                                                      set_={"answer": insert.excluded.answer}))
+        self._upsert(_plans, ["event_id"], ["answer"], event_id=answer.event_id, answer=answer.model_dump_json())
 
 
 def _sqlite_wal(dbapi_conn: Any, _record: Any) -> None:
