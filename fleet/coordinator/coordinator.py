@@ -55,6 +55,7 @@ from fleet.scoring.scorer import RubricScorer
 
 log = logging.getLogger(__name__)
 
+
 class Coordinator:
     def __init__(self, config: FleetConfig) -> None:
         self.config = config
@@ -131,8 +132,7 @@ class Coordinator:
             state = tracked.state
             log.info("deliberation %s role=%s task=%s: %s%s", state.deliberation_id, state.role, state.task_id,
                      state.status, f" ({state.error})" if state.error else "")
-            self.metrics.load(sum(not t.finished for t in self.tracked.values()),
-                              sum(t.state.status == "queued" for t in self.tracked.values()))
+            self.metrics.load(*self._load())
         elif event.type == "failure":
             f = event.data
             log.warning("deliberation %s agent=%s stage=%s round=%s failed: %s: %s", event.deliberation_id,
@@ -233,7 +233,7 @@ class Coordinator:
         did = deliberation_id or new_deliberation_id()
         if did in self.tracked:
             raise ConflictError(f"deliberation {did!r} exists already")
-        queued = sum(t.state.status == "queued" for t in self.tracked.values())
+        _, queued = self._load()
         if queued >= self.config.max_queued:
             raise OverloadedError(f"{queued} deliberations are waiting for a slot (max_queued="
                                   f"{self.config.max_queued}, {self.config.max_concurrent} run at once): retry "
@@ -300,15 +300,17 @@ class Coordinator:
                 error: str | None) -> None:
         tracked.set_status(status, record, error)
         self._persist("delete_run", tracked.state.deliberation_id)  # after the final state: nothing to resume
-        self._count(tracked, ended_now=True)
+        self.metrics.ended(tracked.state.role, self._count(tracked), tracked.state.record)
 
-    def _count(self, tracked: Tracked, ended_now: bool = False) -> None:
+    def _count(self, tracked: Tracked) -> str | None:
+        """Count a finished deliberation by role and outcome (the record's status when done, else the
+        lifecycle's); returns the outcome (None: not finished, not counted)."""
         state = tracked.state
-        if tracked.finished:
-            outcome = state.record.status if state.record and state.status == "done" else state.status
-            self.counts[(state.role, outcome)] += 1
-            if ended_now:
-                self.metrics.ended(state.role, outcome, state.record)
+        if not tracked.finished:
+            return None
+        outcome = state.record.status if state.record and state.status == "done" else state.status
+        self.counts[(state.role, outcome)] += 1
+        return outcome
 
     def _evict(self) -> None:
         finished = [d for d, t in self.tracked.items() if t.finished]
@@ -418,17 +420,23 @@ class Coordinator:
         self._persist("put_plan", answer)
         return answer
 
+    def _load(self) -> tuple[int, int]:
+        """(in flight: queued or running, queued)."""
+        states = [t.state.status for t in self.tracked.values()]
+        return sum(s not in FINISHED for s in states), states.count("queued")
+
     async def status(self) -> dict[str, Any]:
+        in_flight, queued = self._load()
         per_role: dict[str, dict[str, int]] = {}
         for (role, status), n in self.counts.items():
             per_role.setdefault(role, {})[status] = n
         return {
             "councils": {r: [a.agent_id for a in c.agents] for r, c in self.councils.councils.items()},
-            "in_flight": sum(not t.finished for t in self.tracked.values()),
+            "in_flight": in_flight,
             "total": len(self.tracked),
             "finished": sum(self.counts.values()),
             "per_role": per_role,
-            "queued": sum(t.state.status == "queued" for t in self.tracked.values()),
+            "queued": queued,
             "max_queued": self.config.max_queued,
             "agents_replaced": dict(self.replaced),
             "resumed": list(self.resumed),

@@ -1,6 +1,6 @@
 """fleet's Prometheus metrics, through Ray's metrics API (exported by each node's metrics agent with the
-`ray_` prefix, beside ray.serve.llm's engine metrics; scrape the port `ray start --metrics-export-port`
-names, or read them in Ray's dashboard and Grafana).
+`ray_` prefix, beside ray.serve.llm's engine metrics when `engine.engine_metrics` is on; scrape the port
+`ray start --metrics-export-port` names, or read them in Ray's dashboard and Grafana).
 
     fleet_deliberations_started{role}            counter
     fleet_deliberations_finished{role,status}    counter: completed, degraded, failed, cancelled
