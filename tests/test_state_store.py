@@ -63,7 +63,7 @@ async def test_a_restarted_coordinator_has_everything_back(ray_session, location
 async def crash_mid_critique(location, rounds: int = 2) -> tuple[str, list]:
     """A coordinator that dies while round 1's critiques are being written: its drafts are stored
     (and checkpointed), nothing more is written after the 'crash'. Returns the id and the events."""
-    first = Coordinator(config(location, latency_s=0.3))
+    first = Coordinator(config(location, latency_s=1.0))
     state = await first.submit(DeliberationRequest(task=Task(description="Add caching"), role="DATA",
                                                    config=DeliberationConfig(rounds=rounds)))
     did = state.deliberation_id
@@ -72,7 +72,7 @@ async def crash_mid_critique(location, rounds: int = 2) -> tuple[str, list]:
         if sum(e.type == "proposal" for e in tracked.events) == 3:
             break
         await asyncio.sleep(0.05)
-    await asyncio.sleep(0.1)  # the critique calls are in flight (0.3 s each)
+    await asyncio.sleep(0.1)  # the critique calls are in flight (1 s each: room for a loaded machine)
     await settle(first)
     assert not any(e.type == "critique" for e in tracked.events)
     first.store = None  # the process is gone: nothing it does from here reaches the store
