@@ -44,21 +44,35 @@ log = logging.getLogger(__name__)
 _CONTROL_TIMEOUT_S = 60.0  # coordinator bookkeeping calls (councils, status)
 
 
-def _init_ray(config: FleetConfig) -> None:
+def _init_ray(config: FleetConfig, *, join: bool = False) -> str | None:
+    """Connect this process to Ray; how: "ready" (already connected, or the address given: the
+    config's, else RAY_ADDRESS), "joined" (join=True: the Ray already running on this machine) or
+    "started" (a private local Ray with the engine's placement resource). None: join=True and no Ray
+    runs here. Without an address fleet never deploys into a Ray it was not pointed at: joining is
+    only for finding a fleet that runs there (`Fleet.connect`)."""
     if ray.is_initialized():
-        return
+        return "ready"
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     address = config.ray.address or os.environ.get("RAY_ADDRESS")
     kwargs: dict[str, Any] = {"namespace": config.ray.namespace, "log_to_driver": config.ray.log_to_driver}
     if address:
         ray.init(address=address, **kwargs)
-        return
+        return "ready"
+    if join:
+        try:
+            ray.init(address="auto", **kwargs)
+        except ConnectionError:  # no Ray on this machine
+            return None
+        return "joined"
     # Ray 2.60's driver flushes OpenTelemetry metrics at exit with no bound; after a vLLM replica
     # this was seen to hang the CLI forever once the raylet was gone (ray-project/ray#66180 bounds
     # it later). A local laptop session has no metrics consumer, so collection is off.
     os.environ.setdefault("RAY_enable_metrics_collection", "0")
     resources = {config.engine.placement_resource: 1000} if config.engine.placement_resource else None
-    ray.init(num_cpus=config.ray.num_cpus, resources=resources, **kwargs)
+    # address="local": a Ray someone else started here (`ray start`, another fleet's) would refuse
+    # these resources ("When connecting to an existing cluster, resources must not be provided").
+    ray.init(address="local", num_cpus=config.ray.num_cpus, resources=resources, **kwargs)
+    return "started"
 
 
 def resolve_model_source(engine: EngineSpec) -> str | None:
@@ -143,12 +157,16 @@ class Fleet:
 
     @classmethod
     async def connect(cls, config: FleetConfig | None = None) -> Fleet:
-        """Attach to a fleet started elsewhere (same Ray cluster, same coordinator name)."""
+        """Attach to a fleet started elsewhere (same coordinator name): on the Ray at the given address,
+        else on the Ray running on this machine. `EngineNotReadyError` when there is none."""
         config = config or FleetConfig()
-        await asyncio.to_thread(_init_ray, config)
-        coordinator = await _find_coordinator(config)
+        how = await asyncio.to_thread(_init_ray, config, join=True)
+        coordinator = await _find_coordinator(config) if how else None
         if coordinator is None:
-            raise EngineNotReadyError(f"no fleet coordinator named {config.coordinator_name!r} is running")
+            if how == "joined":  # a Ray without this fleet: leave it alone (start() makes a private one)
+                await asyncio.to_thread(ray.shutdown)
+            raise EngineNotReadyError(f"no fleet coordinator named {config.coordinator_name!r} is running"
+                                      + ("" if how else " (found no Ray on this machine to join)"))
         running = await asyncio.wait_for(coordinator.fleet_config.remote(), _CONTROL_TIMEOUT_S)
         return cls(coordinator, running)
 

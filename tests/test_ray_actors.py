@@ -336,3 +336,43 @@ async def test_an_agent_actor_killed_mid_stage_is_a_failed_agent_and_the_rest_fi
     assert "Actor" in failure.error_type  # the actor's death, by its own name
     assert {p.author_id for p in record.proposals} == {"agent-architect-001", "agent-architect-002"}
     assert record.winner_id in {"agent-architect-001", "agent-architect-002"}
+
+
+_BESIDE = """
+import asyncio, ray
+from fleet import Fleet, FleetConfig
+from fleet.driver import _init_ray
+from fleet.errors import EngineNotReadyError
+
+async def main():
+    config = FleetConfig(coordinator_name="nobody-here")
+    try:
+        await Fleet.connect(config)
+    except EngineNotReadyError as e:
+        print("connect:", e)
+    print("connected after:", ray.is_initialized())
+    print("init:", _init_ray(config))
+    print("fleet_engine:", ray.cluster_resources().get("fleet_engine"))
+    print("gcs:", ray.get_runtime_context().gcs_address)
+    ray.shutdown()
+
+asyncio.run(main())
+"""
+
+
+def test_a_driver_beside_someone_elses_ray_starts_its_own(ray_session):
+    """The README demo on a machine where a Ray already runs (here: the suite's), no address given:
+    connect() looks for a fleet there, finds none and lets go; start()'s Ray is then a private one
+    with the engine's placement resource. (It used to join that Ray with resources and die on
+    "When connecting to an existing cluster, resources must not be provided".)"""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    out = subprocess.run([sys.executable, "-c", _BESIDE], env=env, capture_output=True, text=True, timeout=240)
+    assert out.returncode == 0, out.stderr[-3000:]
+    said = dict(line.split(": ", 1) for line in out.stdout.splitlines() if ": " in line)
+    assert said["connect"] == "no fleet coordinator named 'nobody-here' is running"
+    assert said["connected after"] == "False" and said["init"] == "started" and said["fleet_engine"] == "1000.0"
+    assert said["gcs"] != ray_session.get_runtime_context().gcs_address  # the suite's Ray was left alone
