@@ -63,17 +63,19 @@ async def test_a_restarted_coordinator_has_everything_back(ray_session, location
 async def crash_mid_critique(location, rounds: int = 2) -> tuple[str, list]:
     """A coordinator that dies while round 1's critiques are being written: its drafts are stored
     (and checkpointed), nothing more is written after the 'crash'. Returns the id and the events."""
-    first = Coordinator(config(location, latency_s=1.0))
+    # Every fake call takes 3 s: the crash lands inside the critiques' window even on a loaded machine.
+    first = Coordinator(config(location, latency_s=3.0))
     state = await first.submit(DeliberationRequest(task=Task(description="Add caching"), role="DATA",
                                                    config=DeliberationConfig(rounds=rounds)))
     did = state.deliberation_id
     tracked = first.tracked[did]
-    for _ in range(200):  # until the drafts are in
+    for _ in range(6000):  # until the drafts are in (up to 120 s: agent actors start first, slow under load)
         if sum(e.type == "proposal" for e in tracked.events) == 3:
             break
-        await asyncio.sleep(0.05)
-    await asyncio.sleep(0.1)  # the critique calls are in flight (1 s each: room for a loaded machine)
-    await settle(first)
+        await asyncio.sleep(0.02)
+    else:
+        raise AssertionError(f"the drafts did not arrive within 120 s: {[e.type for e in tracked.events]}")
+    await settle(first)  # the drafts' checkpoint is stored; the critique calls are in flight
     assert not any(e.type == "critique" for e in tracked.events)
     first.store = None  # the process is gone: nothing it does from here reaches the store
     events = list(tracked.events)
