@@ -9,7 +9,7 @@ import pytest
 
 pytestmark = [pytest.mark.engine, pytest.mark.timeout(900)]
 
-SMALL = {"num_agents": 2, "rounds": 1}  # 2 drafts + 2 critiques + 2 revisions + 2 verdicts
+SMALL = {"num_agents": 2, "rounds": 1, "judge": False}  # 2 drafts + 2 critiques + 2 revisions + the architect
 
 
 @pytest.fixture
@@ -121,6 +121,8 @@ async def test_plan_approved_dispatches_per_role_and_is_idempotent(client):
     assert (await client.get("/v1/deliberations")).json()["total"] == before
     state = (await client.get(f"/v1/deliberations/{by_role['QA']['deliberation_id']}")).json()
     assert state["story_id"] == "story-3"
+    for role in ("DEV", "QA"):  # done with them: they would otherwise load the engine under later tests
+        assert (await client.delete(f"/v1/deliberations/{by_role[role]['deliberation_id']}")).status_code in (200, 409)
 
 
 async def test_councils_crud(client):
