@@ -52,11 +52,10 @@ async def run(args: argparse.Namespace) -> None:
         print(f"\nfixed-latency engine: {latency:.2f} s per call; warm fleet; median of {args.repeat}")
         print("\n1. overhead: one deliberation (3 agents, 1 round, judge, architect) vs its floor")
         rows = [await timed(fleet, num_agents=3) for _ in range(args.repeat)]
-        walls = [w for w, _ in rows]
-        floor = waves(rows[0][1]) * latency
-        wall = statistics.median(walls)
+        n_waves = waves(rows[0][1])
+        floor, wall = n_waves * latency, statistics.median(w for w, _ in rows)
         print(f"{'waves':>6}{'floor s':>10}{'wall s':>10}{'wall/floor':>12}{'outside engine s':>18}")
-        print(f"{waves(rows[0][1]):>6}{floor:>10.2f}{wall:>10.2f}{wall / floor:>12.3f}{wall - floor:>18.2f}")
+        print(f"{n_waves:>6}{floor:>10.2f}{wall:>10.2f}{wall / floor:>12.3f}{wall - floor:>18.2f}")
 
         print("\n2. fan-out: the drafts' stage wall for N agents, relative to N = 1")
         print(f"{'agents':>6}{'generate s':>12}{'ratio':>8}")
