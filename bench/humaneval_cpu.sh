@@ -8,7 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-bench/results/humaneval-cpu.jsonl}
 TABLE=${TABLE:-bench/results/humaneval-cpu.md}
-ARGS=(eval humaneval --config bench/humaneval-cpu.yaml --agents 3 --rounds 1 --concurrency 12 --out "$OUT")
+ARGS=(eval humaneval --config bench/humaneval-cpu.yaml --agents 3 --rounds 1 --concurrency 12
+      --prompt-layout persona_first --out "$OUT")
 .venv/bin/fleet "${ARGS[@]}" --limit 10 --table "$TABLE"
 N=$(.venv/bin/python -c "import json,sys; print(next(json.loads(l)['detail']['n'] for l in open(sys.argv[1]) if '\"vote\"' in l))" "$OUT")
 for limit in 20 30 40; do

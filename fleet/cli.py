@@ -71,6 +71,8 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--topology", choices=["all_pairs", "ring"], default="all_pairs")
     e.add_argument("--no-judge", action="store_true", help="councils rank by the checks only")
     e.add_argument("--seed", type=int, default=0, help="added to every agent's seed (another reproducible run)")
+    e.add_argument("--prompt-layout", choices=["shared_prefix", "persona_first"], default="shared_prefix",
+                   help="prompt order of every strategy (persona_first: the first committed table's)")
     e.add_argument("--vote-n", type=int, help="vote's samples (default: council completion tokens / single's)")
     e.add_argument("--concurrency", type=int, default=8, help="problem x strategy runs at once (default 8)")
     e.add_argument("--config", help="FleetConfig YAML, or a serve_configs/*.yaml file (e.g. a GPU engine)")

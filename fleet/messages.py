@@ -11,7 +11,7 @@ from typing import Literal
 from pydantic import Field
 
 from fleet.config._base import StrictModel
-from fleet.config.deliberation import SamplingOverride
+from fleet.config.deliberation import PromptLayout, SamplingOverride
 from fleet.config.task import Task
 
 Stage = Literal["setup", "generate", "critique", "revise", "judge", "select"]
@@ -29,6 +29,8 @@ class CallUsage(StrictModel):
     finish_reason: Literal["stop", "length", "abort"]
     served_by: str = ""
     retries: int = Field(default=0, ge=0, description="re-sent because the engine had died and restarted")
+    cached_tokens: int | None = Field(default=None, ge=0, description="of prompt_tokens, those vLLM's prefix "
+                                      "cache supplied (not recomputed); None: the engine does not report it")
 
 
 class ExecutionFeedback(StrictModel):
@@ -69,6 +71,7 @@ class GenerateRequest(StrictModel):
     task: Task
     sampling: SamplingOverride | None = Field(default=None, description="this call's sampling; None: the agent's")
     sample: int = Field(default=0, ge=0, le=1023, description="the n-th independent draft (its own seed)")
+    layout: PromptLayout = "shared_prefix"
 
 
 class CritiqueRequest(StrictModel):
@@ -78,6 +81,7 @@ class CritiqueRequest(StrictModel):
     proposal: str
     feedback: ExecutionFeedback | None = None
     sampling: SamplingOverride | None = None
+    layout: PromptLayout = "shared_prefix"
 
 
 class ReceivedCritique(StrictModel):
@@ -92,6 +96,7 @@ class ReviseRequest(StrictModel):
     critiques: list[ReceivedCritique] = Field(default_factory=list)
     feedback: ExecutionFeedback | None = Field(default=None, description="its code against the visible tests")
     sampling: SamplingOverride | None = None
+    layout: PromptLayout = "shared_prefix"
 
 
 class Candidate(StrictModel):
@@ -103,6 +108,7 @@ class Candidate(StrictModel):
 class SelectRequest(StrictModel):
     task: Task
     candidates: list[Candidate] = Field(min_length=2)
+    layout: PromptLayout = "shared_prefix"
 
 
 class Decision(StrictModel):

@@ -107,11 +107,27 @@ class TokenTotals(StrictModel):
     calls: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cached_prompt_tokens: int | None = Field(default=None, description="of prompt_tokens, those the engine's "
+                                             "prefix cache supplied; None: no call reported it")
 
     @classmethod
     def of(cls, usage: list[CallUsage]) -> TokenTotals:
+        reported = [u.cached_tokens for u in usage if u.cached_tokens is not None]
         return cls(calls=len(usage), prompt_tokens=sum(u.prompt_tokens for u in usage),
-                   completion_tokens=sum(u.completion_tokens for u in usage))
+                   completion_tokens=sum(u.completion_tokens for u in usage),
+                   cached_prompt_tokens=sum(reported) if reported else None)
+
+    @property
+    def prefix_hit_rate(self) -> float | None:
+        """Share of prompt tokens served from the prefix cache (None: not reported)."""
+        if self.cached_prompt_tokens is None or not self.prompt_tokens:
+            return None
+        return self.cached_prompt_tokens / self.prompt_tokens
+
+    def cache_text(self) -> str:
+        """', 62% of prompt tokens from the prefix cache', or '' when the engine does not say."""
+        rate = self.prefix_hit_rate
+        return "" if rate is None else f", {rate:.0%} of prompt tokens from the prefix cache"
 
 
 class DeliberationRecord(StrictModel):

@@ -79,7 +79,7 @@ def render(record: DeliberationRecord, engine_ready_s: float = 0.0, full: bool =
                + (f"  | engine start {engine_ready_s:.1f}s" if engine_ready_s else ""))
     rate = tok.completion_tokens / secs if secs else 0.0
     out.append(f"tokens: {tok.calls} calls, {tok.prompt_tokens} prompt + {tok.completion_tokens} completion "
-               f"({rate:.1f} completion tok/s over the deliberation)")
+               f"({rate:.1f} completion tok/s over the deliberation{tok.cache_text()})")
     return "\n".join(out)
 
 
@@ -162,7 +162,8 @@ def markdown(record: DeliberationRecord) -> str:
     tok = record.tokens
     out += ["## Timings", "", " | ".join(f"{t.phase}{f' r{t.round}' if t.round else ''} {t.wall_ms / 1000:.1f} s"
                                          for t in record.timings),
-            "", f"{tok.calls} engine calls, {tok.prompt_tokens} prompt + {tok.completion_tokens} completion tokens.",
+            "", f"{tok.calls} engine calls, {tok.prompt_tokens} prompt + {tok.completion_tokens} completion "
+                f"tokens{tok.cache_text()}.",
             ""]
     if record.error:
         out += [f"**Error:** {record.error}", ""]

@@ -38,6 +38,6 @@ def local_deliberation(n: int = 3, rounds: int = 1, topology: str = "all_pairs",
     pool = LocalPool({a.agent_id: Agent(a, engine, "fake") for a in [*council.agents, architect]})
     config = DeliberationConfig(rounds=rounds, topology=topology, judge=judge, **cfg)
     request = DeliberationRequest(task=task or make_task(), role=role, config=config, sampling=sampling)
-    scorer = RubricScorer(Judge(engine, "fake") if judge else None, config.sandbox)
+    scorer = RubricScorer(Judge(engine, "fake", layout=config.prompt_layout) if judge else None, config.sandbox)
     return Deliberation(request, council, pool, scorer, architect_id=architect.agent_id, checkpoint=checkpoint,
                         on_checkpoint=on_checkpoint), engine

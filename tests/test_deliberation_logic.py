@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 from helpers import RUBRIC_TEXT, local_deliberation
 
 from fleet.config.engine import FakeEngineConfig
+from fleet.config.task import Task
 from fleet.engine.fake import FakeEngine
 from fleet.errors import DeliberationFailedError
+
+ROOT = Path(__file__).resolve().parent.parent
 
 pytestmark = pytest.mark.unit
 
@@ -57,7 +61,65 @@ async def test_rubric_text_not_keys_reaches_every_prompt():
     d, engine = local_deliberation(n=3, rounds=1)
     await d.run()
     for call in engine.calls:
-        assert RUBRIC_TEXT in call.messages[-1].content, call.tags
+        assert RUBRIC_TEXT in "\n".join(m.content for m in call.messages), call.tags
+
+
+async def test_shared_prefix_layout_starts_every_call_with_the_same_text():
+    d, engine = local_deliberation(n=3, rounds=1)
+    record = await d.run()
+    assert {c.tags["stage"] for c in engine.calls} == {"generate", "critique", "revise", "judge", "select"}
+    # one system message for every agent, the judge and the architect; the task block next
+    assert len({(c.messages[0].role, c.messages[0].content) for c in engine.calls}) == 1
+    assert engine.calls[0].messages[0].role == "system"
+    assert all(c.messages[1].content.startswith(d.request.task.render()) for c in engine.calls)
+    # a revision continues its author's draft conversation: the draft call's messages, then the draft
+    for call in (c for c in engine.calls if c.tags["stage"] == "revise"):
+        author = call.tags["agent_id"]
+        drafted = next(c for c in engine.calls if c.tags["stage"] == "generate" and c.tags["agent_id"] == author)
+        draft = next(p for p in record.proposals if p.author_id == author and p.round == 0)
+        assert call.messages[:2] == drafted.messages
+        assert (call.messages[2].role, call.messages[2].content) == ("assistant", draft.content)
+        assert call.messages[3].role == "user" and "Reviews of your solution" in call.messages[3].content
+
+
+async def test_persona_first_layout_keeps_the_persona_as_the_system_message():
+    d, engine = local_deliberation(n=3, rounds=1, prompt_layout="persona_first")
+    await d.run()
+    personas = {a.agent_id: f"{a.persona} {a.lens}".strip() for a in d.council.agents}
+    for call in (c for c in engine.calls if c.tags["agent_id"] in personas):
+        assert [m.role for m in call.messages] == ["system", "user"]
+        assert call.messages[0].content == personas[call.tags["agent_id"]]
+        assert call.messages[1].content.startswith(d.request.task.render())
+
+
+async def test_fake_engine_prefix_cache_reuses_finished_blocks_only():
+    from fleet.engine.protocol import ChatMessage, ChatRequest
+
+    engine = FakeEngine(FakeEngineConfig(prefix_block=4, latency_s=0.01))
+    words = " ".join(f"w{i}" for i in range(10))
+    req = ChatRequest(model="m", messages=[ChatMessage(role="user", content=words)], max_tokens=8)
+    together = await asyncio.gather(engine.chat(req), engine.chat(req))
+    assert [r.cached_tokens for r in together] == [0, 0]  # in flight together: nothing to reuse yet
+    again = await engine.chat(req)
+    assert (again.prompt_tokens, again.cached_tokens) == (10, 8)  # two whole blocks of 4; the rest computed
+    other = ChatRequest(model="m", messages=[ChatMessage(role="user", content="x " + words)], max_tokens=8)
+    assert (await engine.chat(other)).cached_tokens == 0  # a different first block: no prefix in common
+    off = await FakeEngine(FakeEngineConfig(prefix_block=0)).chat(req)
+    assert off.cached_tokens is None
+
+
+async def test_shared_prefix_layout_computes_fewer_prompt_tokens_on_the_demo_task():
+    task = Task.model_validate_json((ROOT / "examples" / "rate_limiter.json").read_text())
+    rates, computed = {}, {}
+    for layout in ("persona_first", "shared_prefix"):
+        # calls of one stage overlap (latency), so only earlier stages' blocks can be reused
+        engine = FakeEngine(FakeEngineConfig(latency_s=0.01))
+        d, _ = local_deliberation(n=3, rounds=1, engine=engine, task=task, prompt_layout=layout)
+        tok = (await d.run()).tokens
+        assert tok.cached_prompt_tokens == sum(c.cached_tokens for c in d.record.usage) > 0
+        rates[layout], computed[layout] = tok.prefix_hit_rate, tok.prompt_tokens - tok.cached_prompt_tokens
+    assert rates["shared_prefix"] > rates["persona_first"] + 0.1, rates
+    assert computed["shared_prefix"] < 0.95 * computed["persona_first"], computed
 
 
 async def test_agents_differ_in_persona_seed_and_temperature():
@@ -66,7 +128,10 @@ async def test_agents_differ_in_persona_seed_and_temperature():
     gens = [c for c in engine.calls if c.tags["stage"] == "generate"]
     assert len({c.seed for c in gens}) == 3
     assert len({c.temperature for c in gens}) == 3
-    assert len({c.messages[0].content for c in gens}) == 3  # persona + lens differ per agent
+    assert len({c.messages[-1].content for c in gens}) == 3  # persona + lens differ per agent
+    for call in gens:
+        agent = next(a for a in d.council.agents if a.agent_id == call.tags["agent_id"])
+        assert f"{agent.persona} {agent.lens}".strip() in call.messages[-1].content
 
 
 async def test_same_seeds_same_transcript():

@@ -79,6 +79,9 @@ def test_deliberations_stages_calls_and_tokens_reach_the_metrics_endpoint(tmp_pa
         assert value(text, "fleet_call_seconds_count", role="DEV", stage="critique") == 12  # all pairs of 3: 6 each
         assert value(text, "fleet_tokens_total", role="DEV", stage="generate", kind="completion") > 0
         assert value(text, "fleet_tokens_total", role="DEV", stage="revise", kind="prompt") > 0
+        # a revision continues its author's draft conversation, which that agent's engine has cached
+        assert 0 < value(text, "fleet_tokens_total", role="DEV", stage="revise", kind="cached_prompt") < value(
+            text, "fleet_tokens_total", role="DEV", stage="revise", kind="prompt")
     finally:
         os.killpg(head.pid, signal.SIGTERM)
         head.wait(timeout=60)

@@ -87,28 +87,32 @@ class Agent:
             finish_reason=result.finish_reason,
             served_by=result.served_by,
             retries=result.retries,
+            cached_tokens=result.cached_tokens,
         )
         return AgentReply(agent_id=self.spec.agent_id, content=result.text.strip(), usage=usage)
 
     async def generate(self, req: GenerateRequest) -> AgentReply:
-        return await self._call("generate", 0, prompts.generate_messages(self.spec, req.task), sampling=req.sampling,
-                                sample=req.sample)
+        messages = prompts.generate_messages(self.spec, req.task, req.layout)
+        return await self._call("generate", 0, messages, sampling=req.sampling, sample=req.sample)
 
     async def critique(self, req: CritiqueRequest, max_tokens: int | None = None) -> AgentReply:
-        messages = prompts.critique_messages(self.spec, req.task, req.author_id, req.proposal, req.feedback)
+        messages = prompts.critique_messages(self.spec, req.task, req.author_id, req.proposal, req.feedback,
+                                            req.layout)
         return await self._call("critique", req.round, messages, peer=req.author_id, max_tokens=max_tokens,
                                 sampling=req.sampling)
 
     async def revise(self, req: ReviseRequest) -> AgentReply:
-        messages = prompts.revise_messages(self.spec, req.task, req.proposal, req.critiques, req.feedback)
+        messages = prompts.revise_messages(self.spec, req.task, req.proposal, req.critiques, req.feedback,
+                                           req.layout)
         return await self._call("revise", req.round, messages, sampling=req.sampling)
 
     async def select(self, req: SelectRequest, max_tokens: int = 256) -> tuple[Decision, AgentReply]:
         """As the architect: choose among the candidates (greedy, schema-constrained). Raises
         `EngineError` when the answer is not a decision naming two of the candidates."""
         ids = [c.author_id for c in req.candidates]
-        reply = await self._call("select", 0, prompts.select_messages(self.spec, req.task, req.candidates),
-                                 max_tokens=max_tokens, json_schema=prompts.select_schema(ids), temperature=0.0)
+        messages = prompts.select_messages(self.spec, req.task, req.candidates, req.layout)
+        reply = await self._call("select", 0, messages, max_tokens=max_tokens, json_schema=prompts.select_schema(ids),
+                                 temperature=0.0)
         try:
             decision = Decision.model_validate(json.loads(reply.content))
         except (json.JSONDecodeError, ValidationError) as e:

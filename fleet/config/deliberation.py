@@ -12,6 +12,8 @@ from fleet.config.roles import RoleName
 from fleet.config.scoring import SandboxLimits, ScoreWeights
 from fleet.config.task import Task
 
+PromptLayout = Literal["shared_prefix", "persona_first"]
+
 
 class Timeouts(StrictModel):
     """Every remote wait in fleet has one of these bounds (seconds)."""
@@ -44,6 +46,10 @@ class DeliberationConfig(StrictModel):
     critique_max_tokens: int | None = Field(
         default=192, ge=1, le=8192, description="a critique's budget (short reviews are read); None: the agent's own"
     )
+    prompt_layout: PromptLayout = Field(
+        default="shared_prefix", description="shared_prefix: every prompt starts with the same system message and "
+        "task, the persona after them (vLLM's prefix cache reuses that start); persona_first: the persona as the "
+        "system message (the layout of the first HumanEval table)")
     timeouts: Timeouts = Field(default_factory=Timeouts)
 
 
@@ -97,6 +103,7 @@ class SampleRequest(StrictModel):
     persona: str | None = Field(default=None, max_length=4000, description="persona for a custom role")
     council: CouncilSpec | None = Field(default=None, description="explicit agents (overrides num_agents)")
     sampling: SamplingOverride | None = None
+    prompt_layout: PromptLayout = "shared_prefix"
     timeouts: Timeouts = Field(default_factory=Timeouts)
 
     @model_validator(mode="after")

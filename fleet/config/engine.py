@@ -26,6 +26,8 @@ class FakeEngineConfig(StrictModel):
     fail_agents: list[str] = Field(default_factory=list, description="calls tagged with these agents fail")
     fail_stages: list[str] = Field(default_factory=list, description="calls of these stages fail")
     fingerprint: str = Field(default="fleet-fake", description="reported as ChatResult.served_by")
+    prefix_block: int = Field(default=16, ge=0, description="tokens (words) per block of its prefix cache, 0: "
+                              "none; like vLLM's, it reports the prompt tokens whole cached blocks supplied")
 
 
 @dataclass(frozen=True)

@@ -71,7 +71,7 @@ def check_prompt_budget(request: DeliberationRequest, council: CouncilSpec, coun
                         max_model_len: int) -> None:
     """Raise `InvalidRequestError` naming the first stage whose prompt plus completion can exceed
     `max_model_len` tokens (the engine's context window)."""
-    cfg, task = request.config, request.task
+    cfg, task, layout = request.config, request.task, request.config.prompt_layout
     override = request.sampling.max_tokens if request.sampling and request.sampling.max_tokens else None
     n = len(council.agents)
     critics = 0 if cfg.rounds == 0 or n < 2 else (n - 1 if cfg.topology == "all_pairs" else 1)
@@ -80,15 +80,15 @@ def check_prompt_budget(request: DeliberationRequest, council: CouncilSpec, coun
         out = override or agent.sampling.max_tokens
         critique_out = cfg.critique_max_tokens or out
         # (stage, fixed prompt tokens, bounded additions, completion budget)
-        stages = [("generate", _tokens(count, prompts.generate_messages(agent, task)), 0, out)]
+        stages = [("generate", _tokens(count, prompts.generate_messages(agent, task, layout)), 0, out)]
         if critics:
-            stages.append(("critique", _tokens(count, prompts.critique_messages(agent, task, agent.agent_id, "")),
-                           out + feedback, critique_out))
+            critique = prompts.critique_messages(agent, task, agent.agent_id, "", layout=layout)
+            stages.append(("critique", _tokens(count, critique), out + feedback, critique_out))
             empty = [ReceivedCritique(critic_id=agent.agent_id, content="") for _ in range(critics)]
-            stages.append(("revise", _tokens(count, prompts.revise_messages(agent, task, "", empty)),
+            stages.append(("revise", _tokens(count, prompts.revise_messages(agent, task, "", empty, layout=layout)),
                            out + critics * critique_out + feedback, out))
         if cfg.judge:
-            stages.append(("judge", _tokens(count, prompts.judge_messages(task, "")), out + feedback,
+            stages.append(("judge", _tokens(count, prompts.judge_messages(task, "", layout=layout)), out + feedback,
                            cfg.judge_max_tokens))
         for stage, fixed, bounded, completion in stages:
             need = fixed + bounded + completion

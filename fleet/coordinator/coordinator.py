@@ -271,7 +271,8 @@ class Coordinator:
                 architect = self.councils.architect_for(council) if request.config.architect else None
                 members = council.agents + ([architect] if architect else [])
                 pool, replaced = self._pool(members)
-                judge = (Judge(self.engine, self.config.engine.model_id, request.config.judge_max_tokens)
+                judge = (Judge(self.engine, self.config.engine.model_id, request.config.judge_max_tokens,
+                               layout=request.config.prompt_layout)
                          if request.config.judge else None)
                 run = Deliberation(request, council, pool, RubricScorer(judge, request.config.sandbox), did,
                                    on_event=tracked.emit, architect_id=architect.agent_id if architect else None,
@@ -349,7 +350,8 @@ class Coordinator:
         async with self._slots:
             pool, _ = self._pool(agents)
             calls = [(agents[i % len(agents)].agent_id,
-                      GenerateRequest(task=request.task, sampling=request.sampling, sample=i // len(agents)))
+                      GenerateRequest(task=request.task, sampling=request.sampling, sample=i // len(agents),
+                                      layout=request.prompt_layout))
                      for i in range(request.n)]
             replies = await asyncio.gather(*(asyncio.wait_for(pool.call(a, "generate", req), request.timeouts.call_s)
                                              for a, req in calls), return_exceptions=True)

@@ -250,7 +250,7 @@ class Deliberation:
         await self._fan_out("setup", 0, {a: (a, lambda a=a: self.pool.call(a, "ready")) for a in self.live})
         self._check_quorum("setup")
         if self.done_round < 0:
-            gen = GenerateRequest(task=task, sampling=self.request.sampling)
+            gen = GenerateRequest(task=task, sampling=self.request.sampling, layout=self.cfg.prompt_layout)
             replies = await self._fan_out("generate", 0, {
                 a: (a, lambda a=a: self.pool.call(a, "generate", gen)) for a in self.live})
             await self._add_proposals(0, replies)
@@ -282,7 +282,8 @@ class Deliberation:
         calls: dict[Hashable, tuple[str, Callable[[], Awaitable[AgentReply]]]] = {}
         for critic, author in pairs:
             req = CritiqueRequest(task=task, round=r, author_id=author, proposal=current[author].content,
-                                  feedback=self._shown(author), sampling=self.request.sampling)
+                                  feedback=self._shown(author), sampling=self.request.sampling,
+                                  layout=self.cfg.prompt_layout)
             calls[(critic, author)] = (critic, lambda c=critic, q=req: self.pool.call(c, "critique", q,
                                                                                       max_tokens=max_tokens))
         replies = await self._fan_out("critique", r, calls)
@@ -303,7 +304,7 @@ class Deliberation:
         revise_calls: dict[Hashable, tuple[str, Callable[[], Awaitable[AgentReply]]]] = {}
         for a in revisers:
             req = ReviseRequest(task=task, round=r, proposal=current[a].content, critiques=received.get(a, []),
-                                feedback=self._shown(a), sampling=self.request.sampling)
+                                feedback=self._shown(a), sampling=self.request.sampling, layout=self.cfg.prompt_layout)
             revise_calls[a] = (a, lambda a=a, q=req: self.pool.call(a, "revise", q))
         replies = await self._fan_out("revise", r, revise_calls)
         await self._add_proposals(r, replies)
@@ -338,7 +339,7 @@ class Deliberation:
             why = ("k=1: the top total wins" if k == 1 else "one candidate" if len(top) < 2
                    else "no architect: the top total wins")
             return select_top_score(cards, k, why)
-        request = SelectRequest(task=self.request.task,
+        request = SelectRequest(task=self.request.task, layout=self.cfg.prompt_layout,
                                 candidates=[Candidate(author_id=c.author_id, content=finals[c.author_id],
                                                       summary=_card_summary(c)) for c in top])
         try:

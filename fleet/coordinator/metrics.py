@@ -8,7 +8,8 @@
     fleet_deliberations_queued                   gauge: waiting for a slot
     fleet_stage_seconds{role,stage}              histogram: wall time of each stage (setup ... select)
     fleet_call_seconds{role,stage}               histogram: each engine call an agent made
-    fleet_tokens{role,stage,kind}                counter: prompt and completion tokens
+    fleet_tokens{role,stage,kind}                counter: prompt, completion and cached_prompt tokens
+                                                 (cached_prompt / prompt: the prefix-cache hit rate)
 
 Recorded by the coordinator as deliberations start and end (stages and calls from the record, so a
 metric and the record never disagree). A local laptop session turns Ray's metrics collection off
@@ -52,6 +53,7 @@ class FleetMetrics:
         for u in record.usage:
             tags = {"role": role, "stage": u.stage}
             self.call_seconds.observe(u.latency_ms / 1000, tags=tags)
-            for kind, n in (("prompt", u.prompt_tokens), ("completion", u.completion_tokens)):
+            for kind, n in (("prompt", u.prompt_tokens), ("completion", u.completion_tokens),
+                            ("cached_prompt", u.cached_tokens or 0)):
                 if n:  # Ray's counters refuse an increment of 0
                     self.tokens.inc(n, tags={**tags, "kind": kind})

@@ -3,7 +3,10 @@
 Output depends only on (seed, messages, tags), so the same seeds give the same transcript in any
 process. It writes role-shaped proposals (sections, a Python block), honours `max_tokens` (one
 word = one token), answers JSON for `json_schema` requests, sleeps `latency_s` per call, and fails
-on purpose for the agents or stages named in its config. It leaves out everything a model knows.
+on purpose for the agents or stages named in its config. Like vLLM's prefix cache it keeps the
+blocks of every finished call (prompt and answer) and reports, per call, how many prompt tokens
+whole cached blocks supplied; calls in flight together share nothing (as in one engine step). It
+leaves out everything a model knows.
 """
 
 from __future__ import annotations
@@ -43,10 +46,29 @@ class FakeEngine(EngineClient):
     def __init__(self, config: FakeEngineConfig | None = None) -> None:
         self.config = config or FakeEngineConfig()
         self.calls: list[ChatRequest] = []  # every request seen, in arrival order
+        self._blocks: set[int] = set()  # chained hashes of cached blocks
+
+    def _block_hashes(self, tokens: list[tuple[str, str]]) -> list[int]:
+        size, hashes, h = self.config.prefix_block, [], 0
+        for i in range(0, len(tokens) - size + 1, size) if size else ():
+            h = _digest(h, tokens[i:i + size])
+            hashes.append(h)
+        return hashes
+
+    def _cached(self, tokens: list[tuple[str, str]]) -> int:
+        """Prompt tokens whole cached blocks supply (never all: the last token is always computed)."""
+        n = 0
+        for h in self._block_hashes(tokens[:-1]):
+            if h not in self._blocks:
+                break
+            n += self.config.prefix_block
+        return n
 
     async def chat(self, request: ChatRequest) -> ChatResult:
         self.calls.append(request)
         start = time.perf_counter()
+        prompt = [(m.role, w) for m in request.messages for w in m.content.split()]
+        cached = self._cached(prompt)
         if self.config.latency_s:
             await asyncio.sleep(self.config.latency_s)
         agent, stage = request.tags.get("agent_id", ""), request.tags.get("stage", "")
@@ -58,14 +80,15 @@ class FakeEngine(EngineClient):
         finish = "stop"
         if not request.json_schema and len(words) > request.max_tokens:
             text, finish = " ".join(words[: request.max_tokens]), "length"
-        prompt_tokens = sum(len(m.content.split()) for m in request.messages)
+        self._blocks.update(self._block_hashes(prompt + [("assistant", w) for w in text.split()]))
         return ChatResult(
             text=text,
-            prompt_tokens=prompt_tokens,
+            prompt_tokens=len(prompt),
             completion_tokens=min(len(words), request.max_tokens),
             finish_reason=finish,
             latency_ms=(time.perf_counter() - start) * 1000,
             served_by=self.config.fingerprint,
+            cached_tokens=cached if self.config.prefix_block else None,
         )
 
     @staticmethod

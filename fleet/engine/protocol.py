@@ -50,6 +50,8 @@ class ChatResult(StrictModel):
     latency_ms: float = Field(ge=0)
     served_by: str = Field(default="", description="the engine's fingerprint (backend, node)")
     retries: int = Field(default=0, ge=0, description="times it was re-sent because the engine had died")
+    cached_tokens: int | None = Field(default=None, ge=0, description="prompt tokens the engine's prefix cache "
+                                      "supplied; None: the engine does not say")
 
 
 class EngineClient(abc.ABC):

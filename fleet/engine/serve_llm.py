@@ -142,6 +142,7 @@ def _to_result(responses: list[Any], latency_ms: float) -> ChatResult:
     resp = responses[0]
     choice = resp.choices[0]
     finish = choice.finish_reason if choice.finish_reason in ("stop", "length", "abort") else "stop"
+    details = getattr(resp.usage, "prompt_tokens_details", None)  # with enable_prompt_tokens_details
     return ChatResult(
         text=choice.message.content or "",
         prompt_tokens=resp.usage.prompt_tokens,
@@ -149,6 +150,7 @@ def _to_result(responses: list[Any], latency_ms: float) -> ChatResult:
         finish_reason=finish,
         latency_ms=latency_ms,
         served_by=resp.system_fingerprint or "",
+        cached_tokens=getattr(details, "cached_tokens", None),
     )
 
 
@@ -219,6 +221,11 @@ def llm_config(spec: EngineSpec, model_source: str):
         "dtype": spec.dtype,
         "max_model_len": spec.max_model_len,
         "max_num_seqs": spec.max_num_seqs,
+        # Every call of a deliberation starts with the same system message and task (prompts.py's
+        # shared_prefix layout): computed once, reused; each response says how many prompt tokens
+        # came from the cache (usage.prompt_tokens_details.cached_tokens), which the record sums.
+        "enable_prefix_caching": True,
+        "enable_prompt_tokens_details": True,
         **({"enforce_eager": True} if spec.accelerator == "cpu" else {}),
         # Compact JSON under a schema: with whitespace allowed between fields, small models emit blanks
         # until max_tokens (seen: every judge answer of Qwen2.5-Coder-0.5B was '{"correctness":' + spaces).

