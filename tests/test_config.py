@@ -189,41 +189,38 @@ class _DyingHandle:
 
     def __init__(self, deaths: int) -> None:
         self.deaths, self.calls = deaths, 0
-        self.chat = self
+        self.complete = self
 
-    def remote(self, request):
+    def remote(self, payload):
         self.calls += 1
         handle = self
 
-        class _Gen:
-            def __aiter__(self):
-                return self
+        class _Response:
+            def __await__(self):
+                return self._answer().__await__()
 
-            async def __anext__(self):
+            async def _answer(self):
                 if handle.deaths:
                     handle.deaths -= 1
                     raise RuntimeError("EngineDeadError: EngineCore encountered an issue. See stack trace")
-                raise StopAsyncIteration
+                return {"text": "ok", "prompt_tokens": 1, "completion_tokens": 1, "finish_reason": "stop"}
 
             def cancel(self):
                 pass
 
-        return _Gen()
+        return _Response()
 
 
-async def test_a_dead_engine_is_said_in_words_and_the_call_resent_after_the_restart(monkeypatch):
+async def test_a_dead_engine_is_said_in_words_and_the_call_resent_after_the_restart():
     from fleet.engine import serve_llm
-    from fleet.engine.protocol import ChatMessage, ChatRequest, ChatResult
+    from fleet.engine.protocol import ChatMessage, ChatRequest
     from fleet.errors import EngineDeadError
 
-    monkeypatch.setattr(serve_llm, "_openai_request", lambda r: r)
-    monkeypatch.setattr(serve_llm, "_to_result", lambda responses, ms: ChatResult(
-        text="ok", prompt_tokens=1, completion_tokens=1, finish_reason="stop", latency_ms=ms))
     request = ChatRequest(model="m", messages=[ChatMessage(role="user", content="hi")])
     client = serve_llm.ServeLLMClient("app", "dep", dead_retries=2, dead_backoff_s=0.01)
     client._handle = _DyingHandle(deaths=1)
     result = await client.chat(request)
-    assert result.retries == 1 and client._handle.calls == 2
+    assert result.retries == 1 and client._handle.calls == 2 and result.text == "ok"
     client._handle = _DyingHandle(deaths=5)
     with pytest.raises(EngineDeadError, match="the engine died") as err:
         await client.chat(request)
@@ -267,3 +264,50 @@ async def test_concurrent_first_calls_initialise_the_engine_handle_once(monkeypa
     fresh = serve_llm.ServeLLMClient("app", "dep")
     fresh._init_lock = asyncio.Lock()
     assert pickle.loads(pickle.dumps(fresh))._init_lock is None  # clients travel to agent actors
+
+
+def test_the_agent_side_of_an_engine_call_never_imports_vllm():
+    """Agents reach the engine replica with plain data (`FleetLLMServer.complete`): importing the agent
+    and building and reading a call leaves vLLM and torch out of its process (~0.4 GB per agent)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from fleet.agents.agent import AgentActor\n"
+        "from fleet.engine import serve_llm\n"
+        "from fleet.engine.protocol import ChatMessage, ChatRequest\n"
+        "request = ChatRequest(model='m', messages=[ChatMessage(role='user', content='hi')], json_schema={})\n"
+        "assert serve_llm._payload(request)['response_format']['json_schema']['schema'] == {}\n"
+        "reply = {'text': 'x', 'prompt_tokens': 3, 'completion_tokens': 1, 'finish_reason': 'stop',\n"
+        "         'served_by': 'v', 'cached_tokens': 2}\n"
+        "assert serve_llm._to_result(reply, 5.0).cached_tokens == 2\n"
+        "print(sorted(m for m in ('vllm', 'torch', 'ray.serve.llm.openai_api_models') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "[]"
+
+
+def test_the_replica_answers_agents_in_plain_data_with_the_cached_prompt_tokens():
+    from ray.serve.llm.openai_api_models import ChatCompletionResponse
+
+    from fleet.engine import serve_llm
+    from fleet.errors import EngineDeadError, EngineError
+
+    response = ChatCompletionResponse(
+        id="x", model="m", created=0, system_fingerprint="vllm@node",
+        choices=[{"index": 0, "message": {"role": "assistant", "content": "hello"}, "finish_reason": "length"}],
+        usage={"prompt_tokens": 300, "completion_tokens": 7, "total_tokens": 307,
+               "prompt_tokens_details": {"cached_tokens": 256}})
+    reply = serve_llm.wire_reply([response])
+    assert reply == {"text": "hello", "prompt_tokens": 300, "completion_tokens": 7, "finish_reason": "length",
+                     "served_by": "vllm@node", "cached_tokens": 256}
+    result = serve_llm._to_result(reply, 12.5)
+    assert (result.cached_tokens, result.finish_reason, result.latency_ms) == (256, "length", 12.5)
+    plain = response.model_copy(update={"usage": response.usage.model_copy(update={"prompt_tokens_details": None})})
+    assert serve_llm.wire_reply([plain])["cached_tokens"] is None  # an engine that does not say
+    with pytest.raises(EngineError, match="engine returned an error: no response"):
+        serve_llm._to_result(serve_llm.wire_reply([]), 1.0)
+    with pytest.raises(EngineDeadError):
+        serve_llm._to_result({"error": "EngineDeadError: EngineCore encountered an issue"}, 1.0)

@@ -1,16 +1,17 @@
 """The engine binding: vLLM deployed by `ray.serve.llm`, called through a `DeploymentHandle`.
 
 `build_engine_app(spec, model_source)` builds the Serve application; `ServeLLMClient` is the
-`EngineClient` agents use. `LLMServer.chat` is an async generator, so the handle is used with
-`stream=True` even for non-streaming requests: one `ChatCompletionResponse` arrives, or an
-`ErrorResponse`. Calls prefer a replica on the caller's node (`_prefer_local_routing`), which is
-where placement put the agent. The fake deployment speaks the same protocol with `FakeEngine`.
+`EngineClient` agents use. Agents call the replica's
+`complete` method (`fleet.engine.llm_server.FleetLLMServer`, ray.serve.llm's `LLMServer` plus that
+method) with plain data: a dict of OpenAI chat-request fields in, a `wire_reply` dict out. So an
+agent process never imports vLLM (~0.4 GB and seconds per process; only the replica needs it).
+Calls prefer a replica on the caller's node (`_prefer_local_routing`), which is where placement put
+the agent. The fake deployment speaks the same protocol with `FakeEngine`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -26,26 +27,43 @@ if TYPE_CHECKING:
     from ray.serve.deployment import Application
 
 
-def _openai_request(request: ChatRequest) -> Any:
-    from ray.serve.llm.openai_api_models import ChatCompletionRequest
-
+def _payload(request: ChatRequest) -> dict[str, Any]:
+    """The OpenAI chat-request fields `FleetLLMServer.complete` builds its `ChatCompletionRequest` from."""
     extra: dict[str, Any] = {}
     if request.json_schema is not None:
         extra["response_format"] = {
             "type": "json_schema",
             "json_schema": {"name": "answer", "schema": request.json_schema, "strict": True},
         }
-    return ChatCompletionRequest(
-        model=request.model,
-        messages=[m.model_dump() for m in request.messages],
-        temperature=request.temperature,
-        top_p=request.top_p,
-        max_tokens=request.max_tokens,
-        repetition_penalty=request.repetition_penalty,
-        seed=request.seed,
-        stream=False,
+    return {
+        "model": request.model,
+        "messages": [m.model_dump() for m in request.messages],
+        "temperature": request.temperature,
+        "top_p": request.top_p,
+        "max_tokens": request.max_tokens,
+        "repetition_penalty": request.repetition_penalty,
+        "seed": request.seed,
+        "stream": False,
         **extra,
-    )
+    }
+
+
+def wire_reply(responses: list[Any]) -> dict[str, Any]:
+    """What the replica sends back for a non-streaming chat: the one `ChatCompletionResponse` as plain
+    data, or `{"error": ...}` for anything else (an `ErrorResponse`, nothing)."""
+    if len(responses) != 1 or not hasattr(responses[0], "choices"):
+        return {"error": str(getattr(responses[0], "error", responses[0]) if responses else "no response")}
+    resp = responses[0]
+    choice = resp.choices[0]
+    details = getattr(resp.usage, "prompt_tokens_details", None)  # with enable_prompt_tokens_details
+    return {
+        "text": choice.message.content or "",
+        "prompt_tokens": resp.usage.prompt_tokens,
+        "completion_tokens": resp.usage.completion_tokens,
+        "finish_reason": choice.finish_reason if choice.finish_reason in ("stop", "length", "abort") else "stop",
+        "served_by": resp.system_fingerprint or "",
+        "cached_tokens": getattr(details, "cached_tokens", None),
+    }
 
 
 def _engine_died(detail: str) -> bool:
@@ -93,13 +111,11 @@ class ServeLLMClient(EngineClient):
                 ) from e
             if not handle.is_initialized:
                 handle._init(_prefer_local_routing=True)
-            self._handle = handle.options(stream=True)
+            self._handle = handle
             return self._handle
 
     async def warm_up(self) -> None:
         await self._get_handle()
-        # The request type lives in ray.serve.llm, whose import pulls in vLLM (seconds): do it now.
-        await asyncio.to_thread(importlib.import_module, "ray.serve.llm.openai_api_models")
 
     async def chat(self, request: ChatRequest) -> ChatResult:
         handle = await self._get_handle()
@@ -115,13 +131,11 @@ class ServeLLMClient(EngineClient):
         raise AssertionError("unreachable")
 
     async def _once(self, handle: Any, request: ChatRequest, start: float) -> ChatResult:
-        gen = handle.chat.remote(_openai_request(request))
-        responses = []
+        response = handle.complete.remote(_payload(request))
         try:
-            async for out in gen:
-                responses.append(out)
+            reply = await response
         except asyncio.CancelledError:
-            gen.cancel()  # aborts the request in the engine
+            response.cancel()  # aborts the request in the engine
             raise
         except Exception as e:
             detail = f"{type(e).__name__}: {e}"
@@ -129,29 +143,16 @@ class ServeLLMClient(EngineClient):
                 raise EngineDeadError(f"the engine died (its process crashed; Serve is restarting the replica): "
                                       f"{detail[:500]}") from e
             raise EngineError(f"engine call failed: {detail}") from e
-        return _to_result(responses, (time.perf_counter() - start) * 1000)
+        return _to_result(reply, (time.perf_counter() - start) * 1000)
 
 
-def _to_result(responses: list[Any], latency_ms: float) -> ChatResult:
-    if len(responses) != 1 or not hasattr(responses[0], "choices"):
-        detail = str(getattr(responses[0], "error", responses[0]) if responses else "no response")
-        if _engine_died(detail):
+def _to_result(reply: dict[str, Any], latency_ms: float) -> ChatResult:
+    if "error" in reply:
+        if _engine_died(reply["error"]):
             raise EngineDeadError(f"the engine died (its process crashed; Serve is restarting the replica): "
-                                  f"{detail[:500]}")
-        raise EngineError(f"engine returned an error: {detail}")
-    resp = responses[0]
-    choice = resp.choices[0]
-    finish = choice.finish_reason if choice.finish_reason in ("stop", "length", "abort") else "stop"
-    details = getattr(resp.usage, "prompt_tokens_details", None)  # with enable_prompt_tokens_details
-    return ChatResult(
-        text=choice.message.content or "",
-        prompt_tokens=resp.usage.prompt_tokens,
-        completion_tokens=resp.usage.completion_tokens,
-        finish_reason=finish,
-        latency_ms=latency_ms,
-        served_by=resp.system_fingerprint or "",
-        cached_tokens=getattr(details, "cached_tokens", None),
-    )
+                                  f"{reply['error'][:500]}")
+        raise EngineError(f"engine returned an error: {reply['error']}")
+    return ChatResult(latency_ms=latency_ms, **reply)
 
 
 # Like LLMServer: admit every request and let the engine queue. Serve's locality preference is soft
@@ -171,7 +172,17 @@ class FakeLLMServer:
         self.model_id = model_id
         self.engine = FakeEngine(config.model_copy(update={"fingerprint": f"fleet-fake@{node}"}))
 
+    async def complete(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """fleet's agents' call (see `FleetLLMServer.complete`): plain data in and out."""
+        fmt = payload.get("response_format") or {}
+        result = await self.engine.chat(ChatRequest(
+            model=payload["model"], messages=[ChatMessage(**m) for m in payload["messages"]],
+            max_tokens=payload.get("max_tokens") or 256, seed=payload.get("seed"),
+            json_schema=(fmt.get("json_schema") or {}).get("schema")))
+        return result.model_dump(exclude={"latency_ms", "retries"})
+
     async def chat(self, request: Any, raw_request_info: Any = None):
+        """ray.serve.llm's `LLMServer.chat` protocol, for the OpenAI routes."""
         if getattr(request, "stream", False):
             raise ValueError("the fake engine answers non-streaming requests only")
         fmt = getattr(request, "response_format", None)
@@ -269,9 +280,13 @@ def build_engine_app(spec: EngineSpec, model_source: str | None = None) -> Appli
         ).bind(spec.model_id, spec.fake)
     from ray.serve.llm import build_llm_deployment
 
+    from fleet.engine.llm_server import FleetLLMServer
+
     if model_source is None:
         raise EngineNotReadyError("a vLLM engine needs a prepared model_source (see fleet.engine.model_prep)")
-    return build_llm_deployment(llm_config(spec, model_source))
+    # name_prefix: the deployment keeps LLMServer's name (EngineSpec.deployment_name), whatever the class.
+    return build_llm_deployment(llm_config(spec, model_source), deployment_cls=FleetLLMServer,
+                                name_prefix="LLMServer:")
 
 
 def engine_client(spec: EngineSpec) -> EngineClient:
