@@ -31,6 +31,9 @@ class CallUsage(StrictModel):
     retries: int = Field(default=0, ge=0, description="re-sent because the engine had died and restarted")
     cached_tokens: int | None = Field(default=None, ge=0, description="of prompt_tokens, those vLLM's prefix "
                                       "cache supplied (not recomputed); None: the engine does not report it")
+    start_ms: float | None = Field(default=None, ge=0, description="when the coordinator sent the call, in ms "
+                                   "after the deliberation started (with end_ms: the call's span)")
+    end_ms: float | None = Field(default=None, ge=0, description="when its reply was back, ms after the start")
 
 
 class ExecutionFeedback(StrictModel):

@@ -122,6 +122,23 @@ async def test_shared_prefix_layout_computes_fewer_prompt_tokens_on_the_demo_tas
     assert computed["shared_prefix"] < 0.95 * computed["persona_first"], computed
 
 
+async def test_an_author_revises_as_soon_as_its_own_critiques_are_in():
+    # ring of 3: 001 reviews 002, 002 reviews 003, 003 reviews 001; 001 is slow
+    engine = FakeEngine(FakeEngineConfig(latency_s=0.05, agent_latency_s={"agent-dev-001": 1.0}))
+    d, _ = local_deliberation(n=3, rounds=1, topology="ring", judge=False, engine=engine)
+    record = await d.run()
+    span = {(u.stage, u.agent_id): (u.start_ms, u.end_ms) for u in record.usage if u.stage in ("critique", "revise")}
+    slow_critique_end = span[("critique", "agent-dev-001")][1]
+    assert span[("revise", "agent-dev-003")][0] < slow_critique_end - 500  # did not wait for 001's critique of 002
+    assert span[("revise", "agent-dev-002")][0] >= slow_critique_end  # its own critique, though, it waited for
+    assert all(u.start_ms is not None and u.end_ms >= u.start_ms for u in record.usage if u.stage != "judge")
+    # the record lists the round in council order all the same
+    assert [p.author_id for p in record.proposals if p.round == 1] == ["agent-dev-001", "agent-dev-002",
+                                                                       "agent-dev-003"]
+    revise = next(t for t in record.timings if t.phase == "revise")
+    assert revise.wall_ms > 1000  # the stage's span: from the first revision's start to the last one's end
+
+
 async def test_agents_differ_in_persona_seed_and_temperature():
     d, engine = local_deliberation(n=3, rounds=0, judge=False)
     await d.run()

@@ -23,6 +23,8 @@ from fleet.config._base import StrictModel
 
 class FakeEngineConfig(StrictModel):
     latency_s: float = Field(default=0.0, ge=0.0, description="sleep per call (concurrency tests)")
+    agent_latency_s: dict[str, float] = Field(default_factory=dict, description="extra sleep per call of these "
+                                              "agents (pipelining tests)")
     fail_agents: list[str] = Field(default_factory=list, description="calls tagged with these agents fail")
     fail_stages: list[str] = Field(default_factory=list, description="calls of these stages fail")
     fingerprint: str = Field(default="fleet-fake", description="reported as ChatResult.served_by")

@@ -1,11 +1,15 @@
 """One deliberation: generate -> check -> (critique -> revise -> check) x rounds -> score -> select.
 
-`Deliberation(request, council, pool, scorer).run()` drives the stages over an `AgentPool`. Each
-stage fans out all of its calls at once and gathers them under the per-call and per-stage timeouts.
+`Deliberation(request, council, pool, scorer).run()` drives the stages over an `AgentPool`. The drafts
+go out at once; in a review round every critique goes out at once and each author revises as soon
+as the critiques of its own proposal are in (not when every critique is), each new proposal checked
+as soon as it exists. Every call runs under the per-call timeout and its stage's (`stage_s` from the
+stage's first call); each call's span is in its usage (start_ms, end_ms), each stage's in `timings`.
 A call that fails takes its agent out of the deliberation: the failure is recorded (error type and
 message), the agent's real earlier output stays in the record, and nothing stands in for it. After
-each stage the live agents must still reach the quorum, otherwise `DeliberationFailedError` is
-raised carrying the partial record. Cancelling `run()` cancels every call in flight.
+each stage (in a review round: before each revision) the live agents must still reach the quorum,
+otherwise `DeliberationFailedError` is raised carrying the partial record. Cancelling `run()`
+cancels every call in flight.
 
 `check` runs each new proposal's code against the task's *visible* tests and the linter (in the
 sandbox); the result is stored on the proposal and shown to its author and critics in the next
@@ -108,6 +112,7 @@ class Deliberation:
             quorum=self.quorum,
             started_at=datetime.now(UTC),
         )
+        self._t0 = time.perf_counter()  # spans are in ms after this
         self.live: list[str] = [a.agent_id for a in council.agents]
         self._noted_failures = 0
         self.current: dict[str, Proposal] = {}  # author -> its latest proposal
@@ -164,7 +169,7 @@ class Deliberation:
     ) -> dict[Hashable, Any]:
         """Run every call at once. calls: key -> (agent_id, call). Returns key -> reply for the calls
         that succeeded; each failed call is recorded and takes its agent out."""
-        tasks = {key: asyncio.create_task(asyncio.wait_for(fn(), self.cfg.timeouts.call_s))
+        tasks = {key: asyncio.create_task(asyncio.wait_for(_timed(fn), self.cfg.timeouts.call_s))
                  for key, (_, fn) in calls.items()}
         start = time.perf_counter()
         timed_out: set[asyncio.Task] = set()
@@ -193,12 +198,43 @@ class Deliberation:
             else:
                 err = task.exception()
             if err is None:
-                replies[key] = task.result()
-                if isinstance(replies[key], AgentReply):
-                    self.record.usage.append(replies[key].usage)
+                reply, t0, t1 = task.result()
+                if isinstance(reply, AgentReply):
+                    reply = self._spanned(reply, t0, t1)
+                    self.record.usage.append(reply.usage)
+                replies[key] = reply
             else:
                 self._fail(agent_id, stage, round_, err)
         return replies
+
+    def _spanned(self, reply: AgentReply, t0: float, t1: float) -> AgentReply:
+        span = {"start_ms": (t0 - self._t0) * 1000, "end_ms": (t1 - self._t0) * 1000}
+        return reply.model_copy(update={"usage": reply.usage.model_copy(update=span)})
+
+    async def _call(self, stage: Stage, round_: int, agent_id: str, fn: Callable[[], Awaitable[AgentReply]],
+                    deadline: float, spans: list[tuple[float, float]]) -> AgentReply | None:
+        """One call of a pipelined stage, under the call timeout and the stage's `deadline`
+        (perf_counter). Returns the reply (its usage recorded), or None: the failure is recorded and
+        the agent is out. Cancellation propagates."""
+        t0 = time.perf_counter()
+        timeout = min(self.cfg.timeouts.call_s, deadline - t0)
+        try:
+            if timeout <= 0:
+                raise EngineTimeoutError(f"stage {stage} ran past {self.cfg.timeouts.stage_s}s")
+            reply = await asyncio.wait_for(fn(), timeout)
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            if isinstance(e, TimeoutError) and timeout < self.cfg.timeouts.call_s:
+                e = EngineTimeoutError(f"stage {stage} ran past {self.cfg.timeouts.stage_s}s")
+            spans.append((t0, time.perf_counter()))
+            self._fail(agent_id, stage, round_, e)
+            return None
+        t1 = time.perf_counter()
+        spans.append((t0, t1))
+        reply = self._spanned(reply, t0, t1)
+        self.record.usage.append(reply.usage)
+        return reply
 
     def _fail(self, agent_id: str, stage: Stage, round_: int, err: BaseException) -> None:
         failure = agent_failure(agent_id, stage, round_, err, self.cfg.timeouts.call_s)
@@ -276,38 +312,90 @@ class Deliberation:
         return self.record
 
     async def _review_round(self, r: int) -> None:
-        task, current = self.request.task, self.current
-        pairs = review_pairs(list(self.live), self.cfg.topology)
-        max_tokens = self.cfg.critique_max_tokens
-        calls: dict[Hashable, tuple[str, Callable[[], Awaitable[AgentReply]]]] = {}
-        for critic, author in pairs:
-            req = CritiqueRequest(task=task, round=r, author_id=author, proposal=current[author].content,
-                                  feedback=self._shown(author), sampling=self.request.sampling,
-                                  layout=self.cfg.prompt_layout)
-            calls[(critic, author)] = (critic, lambda c=critic, q=req: self.pool.call(c, "critique", q,
-                                                                                      max_tokens=max_tokens))
-        replies = await self._fan_out("critique", r, calls)
-        received: dict[str, list[ReceivedCritique]] = {a: [] for a in self.live}
-        for (critic, author), reply in replies.items():
-            critique = Critique(critic_id=critic, author_id=author, round=r, content=reply.content, usage=reply.usage)
-            self.record.critiques.append(critique)
-            self._emit("critique", critique)
-            if author in received:
-                received[author].append(ReceivedCritique(critic_id=critic, content=reply.content))
-        self._check_quorum(f"critique round {r}")
+        """Every critique at once; each author's revision as soon as its critiques are in, and its
+        check as soon as the revision is. Quorum is checked before each revision starts."""
+        task, cfg = self.request.task, self.cfg
+        spans: dict[str, list[tuple[float, float]]] = {"critique": [], "revise": [], "check": []}
+        kept: list[str] = []
+        critique_deadline = time.perf_counter() + cfg.timeouts.stage_s
+        revise_deadline: list[float] = []  # the stage's clock starts with its first call
 
-        # An author revises with the critiques it received and what its code did; one with neither keeps it.
-        revisers = [a for a in self.live if received.get(a) or _worth_revising(self._shown(a))]
-        kept = [a for a in self.live if a not in revisers]
+        def critique(critic: str, author: str) -> Callable[[], Awaitable[AgentReply]]:
+            req = CritiqueRequest(task=task, round=r, author_id=author, proposal=self.current[author].content,
+                                  feedback=self._shown(author), sampling=self.request.sampling,
+                                  layout=cfg.prompt_layout)
+            return lambda: self.pool.call(critic, "critique", req, max_tokens=cfg.critique_max_tokens)
+
+        pairs = review_pairs(list(self.live), cfg.topology)
+        order = {a: i for i, a in enumerate(self.live)}
+        c0, p0, u0 = len(self.record.critiques), len(self.record.proposals), len(self.record.usage)
+        reviews = {pair: asyncio.create_task(self._call("critique", r, pair[0], critique(*pair), critique_deadline,
+                                                         spans["critique"]))
+                   for pair in pairs}
+
+        async def author_flow(a: str) -> None:
+            received: list[ReceivedCritique] = []
+            for (critic, author), pending in reviews.items():
+                if author != a:
+                    continue
+                reply = await pending
+                if reply is None:
+                    continue
+                c = Critique(critic_id=critic, author_id=a, round=r, content=reply.content, usage=reply.usage)
+                self.record.critiques.append(c)
+                self._emit("critique", c)
+                received.append(ReceivedCritique(critic_id=critic, content=reply.content))
+            self._check_quorum(f"critique round {r}")
+            if a not in self.live:  # its own call failed meanwhile: it is out, nothing to revise
+                return
+            # An author revises with the critiques it received and what its code did; one with neither keeps it.
+            if not received and not _worth_revising(self._shown(a)):
+                kept.append(a)
+                return
+            if not revise_deadline:
+                revise_deadline.append(time.perf_counter() + cfg.timeouts.stage_s)
+            req = ReviseRequest(task=task, round=r, proposal=self.current[a].content, critiques=received,
+                                feedback=self._shown(a), sampling=self.request.sampling, layout=cfg.prompt_layout)
+            reply = await self._call("revise", r, a, lambda: self.pool.call(a, "revise", req), revise_deadline[0],
+                                     spans["revise"])
+            if reply is None:
+                return
+            t0 = time.perf_counter()
+            fb = await self.scorer.feedback(task, self.council.role, reply.content)
+            if fb is not None:
+                spans["check"].append((t0, time.perf_counter()))
+            proposal = Proposal(author_id=a, role=self.council.role, round=r, content=reply.content,
+                                usage=reply.usage, feedback=fb)
+            self.record.proposals.append(proposal)
+            self.current[a] = proposal
+            self._emit("revision", proposal)
+
+        flows = [asyncio.create_task(author_flow(a)) for a in list(self.live)]
+        everything = [*reviews.values(), *flows]
+        try:
+            done, _ = await asyncio.wait(flows, return_when=asyncio.FIRST_EXCEPTION)
+            for t in done:  # a lost quorum (or a bug) ends the round: the first one is raised
+                if t.cancelled():
+                    raise asyncio.CancelledError("a review call was cancelled from outside")
+                if t.exception() is not None:
+                    raise t.exception()
+        finally:
+            for t in everything:
+                t.cancel()
+            await asyncio.gather(*everything, return_exceptions=True)
+            # The record lists the round's outputs in council order whatever order they finished in
+            # (events went out as they came): same seeds, same record.
+            r_ = self.record
+            r_.critiques[c0:] = sorted(r_.critiques[c0:], key=lambda c: pairs.index((c.critic_id, c.author_id)))
+            r_.proposals[p0:] = sorted(r_.proposals[p0:], key=lambda p: order[p.author_id])
+            r_.usage[u0:] = sorted(r_.usage[u0:], key=lambda u: (u.stage != "critique", order.get(u.agent_id, -1),
+                                                                  u.start_ms or 0.0))
+            for stage in ("critique", "revise", "check"):
+                if spans[stage] or stage != "check":
+                    wall = (max(e for _, e in spans[stage]) - min(s for s, _ in spans[stage])) if spans[stage] else 0.0
+                    self.record.timings.append(PhaseTiming(phase=stage, round=r, wall_ms=wall * 1000))  # type: ignore[arg-type]
         if kept:
             self.record.notes.append(f"round {r}: {kept} received no critique and keep their proposal")
-        revise_calls: dict[Hashable, tuple[str, Callable[[], Awaitable[AgentReply]]]] = {}
-        for a in revisers:
-            req = ReviseRequest(task=task, round=r, proposal=current[a].content, critiques=received.get(a, []),
-                                feedback=self._shown(a), sampling=self.request.sampling, layout=self.cfg.prompt_layout)
-            revise_calls[a] = (a, lambda a=a, q=req: self.pool.call(a, "revise", q))
-        replies = await self._fan_out("revise", r, revise_calls)
-        await self._add_proposals(r, replies)
         self._check_quorum(f"revise round {r}")
 
     async def _score_and_select(self, finals: dict[str, str]) -> None:
@@ -342,9 +430,11 @@ class Deliberation:
         request = SelectRequest(task=self.request.task, layout=self.cfg.prompt_layout,
                                 candidates=[Candidate(author_id=c.author_id, content=finals[c.author_id],
                                                       summary=_card_summary(c)) for c in top])
+        t0 = time.perf_counter()
         try:
             decision, reply = await asyncio.wait_for(
                 self.pool.call(self.architect_id, "select", request), self.cfg.timeouts.call_s)
+            reply = self._spanned(reply, t0, time.perf_counter())
         except asyncio.CancelledError:
             raise
         except Exception as e:
@@ -357,6 +447,12 @@ class Deliberation:
         return Selection(winner_id=decision.winner, candidates=[c.author_id for c in top], runner_up=decision.runner_up,
                          reason=decision.reasons, method="architect", architect_id=self.architect_id,
                          usage=reply.usage)
+
+
+async def _timed(fn: Callable[[], Awaitable[Any]]) -> tuple[Any, float, float]:
+    t0 = time.perf_counter()
+    reply = await fn()
+    return reply, t0, time.perf_counter()
 
 
 def _worth_revising(feedback: ExecutionFeedback | None) -> bool:

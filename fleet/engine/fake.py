@@ -69,9 +69,10 @@ class FakeEngine(EngineClient):
         start = time.perf_counter()
         prompt = [(m.role, w) for m in request.messages for w in m.content.split()]
         cached = self._cached(prompt)
-        if self.config.latency_s:
-            await asyncio.sleep(self.config.latency_s)
         agent, stage = request.tags.get("agent_id", ""), request.tags.get("stage", "")
+        delay = self.config.latency_s + self.config.agent_latency_s.get(agent, 0.0)
+        if delay:
+            await asyncio.sleep(delay)
         if agent in self.config.fail_agents or stage in self.config.fail_stages:
             raise EngineError(f"fake engine: injected failure for agent={agent!r} stage={stage!r}")
         h = _digest(request.seed, [(m.role, m.content) for m in request.messages], sorted(request.tags.items()))
