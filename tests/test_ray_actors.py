@@ -176,6 +176,34 @@ async def test_the_door_refuses_a_quorum_above_the_council_and_a_full_queue(ray_
         await fleet.shutdown()
 
 
+async def test_warm_councils_start_their_agents_before_any_deliberation(ray_session):
+    """warm_roles' agents (and their architect) start with the coordinator; a council created later
+    starts its agents at once: a deliberation's setup only finds them."""
+    from fleet.config.council import CouncilSpec
+
+    config = FleetConfig(engine=EngineSpec(kind="inproc_fake"), coordinator_name="fleet-tests-warm",
+                         warm_roles=["QA"])
+    fleet = await Fleet.start(config)
+    try:
+        async def agents(expected: set[str]) -> set[str]:
+            for _ in range(120):
+                nodes = set(await fleet.coordinator.agent_nodes.remote())
+                if expected <= nodes:
+                    return nodes
+                await asyncio.sleep(1)
+            return nodes
+
+        qa = {"agent-qa-001", "agent-qa-002", "agent-qa-003", "agent-architect-001"}  # + the ARCHITECT council's first
+        assert await agents(qa) == qa  # QA only: the other councils stay cold
+        await fleet.create_council(CouncilSpec.default("SECURITY", 2, persona="You are a security engineer."))
+        security = {"agent-security-001", "agent-security-002"}
+        assert await agents(qa | security) == qa | security
+        record = await fleet.deliberate("Add a cache", role="QA", rounds=0, judge=False)
+        assert record.status == "completed"
+    finally:
+        await fleet.shutdown()
+
+
 async def test_a_killed_coordinator_restarts_resumes_its_deliberation_and_503s_meanwhile(ray_session, tmp_path):
     import ray
 

@@ -34,6 +34,9 @@ class FleetConfig(StrictModel):
     councils: list[CouncilSpec] = Field(default_factory=list,
                                         description="councils at start-up; empty: one per built-in role")
     coordinator_name: str = Field(default="fleet-coordinator", description="named actor, for connect()")
+    warm_roles: list[str] = Field(
+        default_factory=list, description="councils whose agent actors (and their architect) the coordinator starts "
+        "as it starts, so no deliberation waits for them; a council created later starts its agents at once")
     ingress_replicas: int = Field(default=1, ge=1, le=64, description="HTTP ingress replicas (serve_app)")
     max_concurrent: int = Field(default=4, ge=1, le=256, description="deliberations running at once; more queue")
     max_queued: int = Field(default=64, ge=0, le=100_000,

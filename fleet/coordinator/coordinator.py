@@ -108,6 +108,10 @@ class Coordinator:
             self.tracked[did] = tracked
             self._count(tracked)
         self.plans = {p.event_id: p for p in snapshot.plans} if snapshot else {}
+        self._warming: set[asyncio.Task] = set()
+        if loop is not None:
+            self._warm([a for c in self.councils.councils.values() if c.role in config.warm_roles
+                        for a in self._members(c)])
 
     def _persist(self, method: str, *args: Any) -> None:
         if self.store is None:
@@ -155,6 +159,7 @@ class Coordinator:
 
     async def create_council(self, spec: CouncilSpec) -> CouncilSpec:
         self._persist("put_council", self.councils.create(spec))
+        self._warm(self._members(spec))
         return spec
 
     async def delete_council(self, role: str) -> None:
@@ -166,6 +171,7 @@ class Coordinator:
     async def add_agent(self, role: str, new: NewAgent) -> AgentSpec:
         agent = self.councils.add_agent(role, new)
         self._persist("put_council", self.councils.get(role))
+        self._warm([agent])
         return agent
 
     async def remove_agent(self, role: str, agent_id: str) -> None:
@@ -186,6 +192,29 @@ class Coordinator:
         handle = AgentActor.options(**options).remote(spec, engine_client(engine), engine.model_id)
         self.actors[spec.agent_id] = (spec, handle)
         return handle
+
+    def _members(self, council: CouncilSpec) -> list[AgentSpec]:
+        return [*council.agents, self.councils.architect_for(council)]
+
+    def _warm(self, agents: list[AgentSpec]) -> None:
+        """Start these agents' actors now and connect them to the engine, in the background: the
+        first deliberation then finds them running. A failure here is logged; the deliberation that
+        needs the agent starts it again and records what happens."""
+        members = {a.agent_id: a for a in agents}
+        if not members:
+            return
+
+        async def warm() -> None:
+            pool, _ = self._pool(list(members.values()))
+            results = await asyncio.gather(
+                *(asyncio.wait_for(pool.call(a, "ready"), self.config.deliberation.timeouts.call_s) for a in members),
+                return_exceptions=True)
+            failed = {a: r for a, r in zip(members, results, strict=True) if isinstance(r, BaseException)}
+            log.info("warm agents: %d started%s", len(members) - len(failed), f", failed: {failed}" if failed else "")
+
+        task = asyncio.get_running_loop().create_task(warm())
+        self._warming.add(task)
+        task.add_done_callback(self._warming.discard)
 
     def _agent_died(self, agent_id: str, handle: Any) -> None:
         """An agent's actor died: forget it (the next call gets a new one) unless already replaced."""
