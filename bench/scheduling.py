@@ -7,9 +7,11 @@ in one run on a warm fleet (agent actors started by a warm-up deliberation first
 
 1. overhead: wall of one deliberation / its floor, and the seconds spent outside engine calls;
 2. fan-out: the drafts' stage wall for N = 1, 2, 4, 8 agents relative to N = 1;
-3. concurrency: 32 deliberations at once vs one, throughput ratio (deliberations per second).
+3. concurrency: 32 deliberations at once vs one, throughput ratio (deliberations per second);
+4. pipelining: a review round where one agent's calls take `--slow`x as long (ring of 3), its wall vs
+   the floor with a barrier between critiques and revisions and the floor without (fleet's).
 
-    .venv/bin/python bench/scheduling.py [--latency 0.5] [--repeat 5] [--concurrent 32]
+    .venv/bin/python bench/scheduling.py [--latency 0.5] [--repeat 5] [--concurrent 32] [--slow 4]
 
 Engine-side speed (batching on the real CPU engine) is `bench/stage_concurrency.py`'s.
 """
@@ -79,6 +81,34 @@ async def run(args: argparse.Namespace) -> None:
         print(f"{one:>8.2f}{many:>18.2f}{ratio:>17.1f}x")
     finally:
         await fleet.shutdown()
+    await pipelining(args)
+
+
+async def pipelining(args: argparse.Namespace) -> None:
+    latency, slow = args.latency, args.slow
+    fake = FakeEngineConfig(latency_s=latency, agent_latency_s={"agent-dev-001": latency * (slow - 1)})
+    config = FleetConfig(engine=EngineSpec(kind="inproc_fake", fake=fake), coordinator_name="bench-pipelining",
+                         deliberation=DeliberationConfig(rounds=1, topology="ring", judge=False))
+    fleet = await Fleet.start(config)
+    try:
+        await timed(fleet, num_agents=3)  # warm
+        records = [(await timed(fleet, num_agents=3))[1] for _ in range(args.repeat)]
+        # ring of 3: 001 reviews 002, 002 reviews 003, 003 reviews 001; 001's calls take slow x latency
+        lat = {"agent-dev-001": latency * slow, "agent-dev-002": latency, "agent-dev-003": latency}
+        critic_of = {"agent-dev-002": "agent-dev-001", "agent-dev-003": "agent-dev-002",
+                     "agent-dev-001": "agent-dev-003"}
+        barrier = max(lat.values()) * 2  # every critique, then every revision
+        pipelined = max(lat[critic_of[a]] + lat[a] for a in lat)  # each author: its critique, then its revision
+        walls = []
+        for r in records:
+            calls = [u for u in r.usage if u.round == 1 and u.stage in ("critique", "revise")]
+            walls.append((max(u.end_ms for u in calls) - min(u.start_ms for u in calls)) / 1000)
+        wall = statistics.median(walls)
+        print(f"\n4. pipelining: review round of a ring of 3, agent-dev-001 {slow:g}x slower; median of {args.repeat}")
+        print(f"{'barrier floor s':>16}{'pipelined floor s':>19}{'measured s':>12}{'vs barrier':>12}")
+        print(f"{barrier:>16.2f}{pipelined:>19.2f}{wall:>12.2f}{wall / barrier:>11.2f}x")
+    finally:
+        await fleet.shutdown()
 
 
 def main() -> None:
@@ -86,6 +116,7 @@ def main() -> None:
     p.add_argument("--latency", type=float, default=0.5, help="seconds per engine call (default 0.5)")
     p.add_argument("--repeat", type=int, default=5)
     p.add_argument("--concurrent", type=int, default=32)
+    p.add_argument("--slow", type=float, default=4.0, help="table 4: the slow agent's latency multiple")
     asyncio.run(run(p.parse_args()))
 
 
