@@ -395,3 +395,15 @@ async def test_a_checkpoint_keeps_who_failed_out():
     assert {c.tags["agent_id"] for c in engine.calls if c.tags["stage"] == "critique"} == {
         "agent-dev-001", "agent-dev-003"}
     assert record.status == "degraded" and record.failed_agents() == {"agent-dev-002"}
+
+
+async def test_ignore_eos_makes_every_free_text_call_exactly_its_budget():
+    from fleet.config.deliberation import SamplingOverride
+
+    d, engine = local_deliberation(n=3, rounds=1, sampling=SamplingOverride(max_tokens=150, ignore_eos=True))
+    record = await d.run()
+    free = [c for c in engine.calls if c.json_schema is None]
+    assert free and all(c.ignore_eos for c in free)
+    assert not any(c.ignore_eos for c in engine.calls if c.json_schema is not None)  # judge, architect
+    budgets = {"generate": 150, "revise": 150, "critique": d.cfg.critique_max_tokens}
+    assert all(u.completion_tokens == budgets[u.stage] for u in record.usage if u.stage in budgets)

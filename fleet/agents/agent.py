@@ -59,8 +59,9 @@ class Agent:
         """One engine call. Sampling: the agent's own, with the request's override (if any) on top,
         and a stage's fixed setting (the architect's greedy choice) on top of that."""
         s = self.spec.sampling
+        ignore_eos = bool(sampling and sampling.ignore_eos) and json_schema is None  # a schema ends its own answer
         if sampling is not None:
-            changes = sampling.model_dump(exclude_none=True)
+            changes = sampling.model_dump(exclude_none=True, exclude={"ignore_eos"})
             changes["seed"] = s.seed + changes.get("seed", 0)  # an offset: agents keep distinct seeds
             s = s.model_copy(update=changes)
         result = await self.engine.chat(
@@ -72,6 +73,7 @@ class Agent:
                 max_tokens=max_tokens or s.max_tokens,
                 repetition_penalty=s.repetition_penalty,
                 seed=call_seed(s.seed, stage, round_, peer, sample),
+                ignore_eos=ignore_eos,
                 json_schema=json_schema,
                 tags={"agent_id": self.spec.agent_id, "role": self.spec.role, "stage": stage,
                       "round": str(round_)},

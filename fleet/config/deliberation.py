@@ -61,6 +61,8 @@ class SamplingOverride(StrictModel):
     max_tokens: int | None = Field(default=None, ge=1, le=8192)
     seed: int | None = Field(default=None, ge=0, le=2**31, description="added to each agent's own base seed: "
                              "another reproducible run of the same council")
+    ignore_eos: bool | None = Field(default=None, description="every free-text call generates exactly its max_tokens "
+                                    "(benchmarks: equal work in runs that are compared; never for real use)")
 
 
 class DeliberationRequest(StrictModel):

@@ -78,6 +78,9 @@ class FakeEngine(EngineClient):
         h = _digest(request.seed, [(m.role, m.content) for m in request.messages], sorted(request.tags.items()))
         text = self._json(request.json_schema, h) if request.json_schema else self._prose(request, h)
         words = text.split(" ")
+        if request.ignore_eos and len(words) < request.max_tokens:
+            words += ["pad"] * (request.max_tokens - len(words))
+            text = " ".join(words)
         finish = "stop"
         if not request.json_schema and len(words) > request.max_tokens:
             text, finish = " ".join(words[: request.max_tokens]), "length"

@@ -36,6 +36,7 @@ class ChatRequest(StrictModel):
     max_tokens: int = Field(default=256, ge=1)
     repetition_penalty: float = Field(default=1.0, gt=0.0, le=2.0)
     seed: int | None = None
+    ignore_eos: bool = Field(default=False, description="generate exactly max_tokens (benchmarks: equal work)")
     json_schema: dict[str, Any] | None = Field(default=None, description="constrain output to this schema")
     tags: dict[str, str] = Field(
         default_factory=dict, description="who asks and why (agent_id, stage, round): logs and fakes"

@@ -44,6 +44,7 @@ def _payload(request: ChatRequest) -> dict[str, Any]:
         "repetition_penalty": request.repetition_penalty,
         "seed": request.seed,
         "stream": False,
+        **({"ignore_eos": True} if request.ignore_eos else {}),
         **extra,
     }
 
@@ -178,6 +179,7 @@ class FakeLLMServer:
         result = await self.engine.chat(ChatRequest(
             model=payload["model"], messages=[ChatMessage(**m) for m in payload["messages"]],
             max_tokens=payload.get("max_tokens") or 256, seed=payload.get("seed"),
+            ignore_eos=payload.get("ignore_eos", False),
             json_schema=(fmt.get("json_schema") or {}).get("schema")))
         return result.model_dump(exclude={"latency_ms", "retries"})
 
