@@ -4,7 +4,11 @@ Same council, same seeds, same real engine (SmolLM2 on vLLM's CPU build via ray.
 side by side in one run; prints per-phase wall times and the ratio. The seed system ran every call
 sequentially; this is the number that says what fanning out buys on this machine.
 
-    .venv/bin/python bench/stage_concurrency.py [--agents 3] [--rounds 1] [--max-tokens 128] [--repeat 1]
+    .venv/bin/python bench/stage_concurrency.py [--agents 3] [--rounds 1] [--max-tokens 128] [--repeat 1] [--forced]
+
+--forced makes every call generate exactly its budget (`ignore_eos`), so both runs do equal work and
+every phase's ratio compares like with like (natural lengths differ between the runs: critiques feed
+revisions).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from typing import Any
 from fleet import DeliberationConfig, Fleet, FleetConfig, Task
 from fleet.agents.agent import AgentActor
 from fleet.config.council import CouncilSpec
-from fleet.config.deliberation import DeliberationRequest
+from fleet.config.deliberation import DeliberationRequest, SamplingOverride
 from fleet.coordinator.deliberation import Deliberation
 from fleet.coordinator.pool import ActorPool, AgentPool
 from fleet.engine.serve_llm import engine_client
@@ -43,19 +47,25 @@ async def run(args: argparse.Namespace) -> None:
     handles = {a.agent_id: AgentActor.options(resources={engine.placement_resource: 0.001}).remote(
         a, engine_client(engine), engine.model_id) for a in council.agents}
     request = DeliberationRequest(task=Task(description="Add rate limiting to the login endpoint"), role="DEV",
-                                  council=council, config=DeliberationConfig(rounds=args.rounds, judge=False))
+                                  council=council, config=DeliberationConfig(rounds=args.rounds, judge=False),
+                                  sampling=SamplingOverride(ignore_eos=True) if args.forced else None)
     results: dict[str, list[dict[str, float]]] = {"sequential": [], "concurrent": []}
     for _ in range(args.repeat):
         for name, pool in (("sequential", SequentialPool(ActorPool(handles))), ("concurrent", ActorPool(handles))):
             record = await Deliberation(request, council, pool, RubricScorer()).run()
             phases = {f"{t.phase}{t.round or ''}": t.wall_ms / 1000 for t in record.timings
                       if t.phase in ("generate", "critique", "revise")}
-            phases["total"] = sum(phases.values())
+            # In a review round critiques and revisions overlap (an author revises once its critiques are in):
+            # the total is the calls' span, not a sum of phases.
+            calls = [u for u in record.usage if u.stage in ("generate", "critique", "revise")]
+            phases["total"] = (max(u.end_ms for u in calls) - min(u.start_ms for u in calls)) / 1000
             phases["completion_tokens"] = record.tokens.completion_tokens
             results[name].append(phases)
     await fleet.shutdown(engine=True)
 
-    print(f"\n{args.agents} agents, {args.rounds} round(s), max_tokens {args.max_tokens}, median of {args.repeat}")
+    lengths = "forced to max_tokens" if args.forced else "natural lengths"
+    print(f"\n{args.agents} agents, {args.rounds} round(s), max_tokens {args.max_tokens} ({lengths}), "
+          f"median of {args.repeat}")
     print(f"{'phase':<12}{'sequential s':>14}{'concurrent s':>14}{'ratio':>8}")
     for key in results["concurrent"][0]:
         if key == "completion_tokens":
@@ -76,6 +86,7 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=1)
     p.add_argument("--max-tokens", type=int, default=128)
     p.add_argument("--repeat", type=int, default=1)
+    p.add_argument("--forced", action="store_true", help="every call generates exactly its max_tokens")
     asyncio.run(run(p.parse_args()))
 
 
