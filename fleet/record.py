@@ -98,6 +98,10 @@ class Selection(StrictModel):
 
 
 class PhaseTiming(StrictModel):
+    """One stage's wall: how long at least one of its calls was in flight. In a review round the
+    critiques, revisions and checks overlap (pipelined), so a round's stages can add up to more than
+    the round; each call's own span is in `usage` (start_ms, end_ms)."""
+
     phase: Literal["setup", "generate", "check", "critique", "revise", "score", "select"]
     round: int = Field(ge=0)
     wall_ms: float = Field(ge=0)

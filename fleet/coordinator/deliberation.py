@@ -392,8 +392,8 @@ class Deliberation:
                                                                   u.start_ms or 0.0))
             for stage in ("critique", "revise", "check"):
                 if spans[stage] or stage != "check":
-                    wall = (max(e for _, e in spans[stage]) - min(s for s, _ in spans[stage])) if spans[stage] else 0.0
-                    self.record.timings.append(PhaseTiming(phase=stage, round=r, wall_ms=wall * 1000))  # type: ignore[arg-type]
+                    self.record.timings.append(  # type: ignore[arg-type]
+                        PhaseTiming(phase=stage, round=r, wall_ms=_busy_s(spans[stage]) * 1000))
         if kept:
             self.record.notes.append(f"round {r}: {kept} received no critique and keep their proposal")
         self._check_quorum(f"revise round {r}")
@@ -453,6 +453,20 @@ async def _timed(fn: Callable[[], Awaitable[Any]]) -> tuple[Any, float, float]:
     t0 = time.perf_counter()
     reply = await fn()
     return reply, t0, time.perf_counter()
+
+
+def _busy_s(spans: list[tuple[float, float]]) -> float:
+    """How long at least one of these calls was in flight: a pipelined stage's wall (its calls
+    start at different times, so first-start-to-last-end would count the waits between them).
+
+    >>> _busy_s([(0.0, 1.0), (0.5, 2.0), (5.0, 5.5)])
+    2.5
+    """
+    busy, end = 0.0, float("-inf")
+    for s, e in sorted(spans):
+        busy += max(0.0, e - max(s, end))
+        end = max(end, e)
+    return busy
 
 
 def _worth_revising(feedback: ExecutionFeedback | None) -> bool:
