@@ -151,12 +151,15 @@ class Deliberation:
             self.record.timings.append(
                 PhaseTiming(phase="check", round=round_, wall_ms=(time.perf_counter() - start) * 1000))
         for a, fb in zip(authors, feedback, strict=True):
-            reply = replies[a]
-            proposal = Proposal(author_id=a, role=self.council.role, round=round_, content=reply.content,
-                                usage=reply.usage, feedback=fb)
-            self.record.proposals.append(proposal)
-            self.current[a] = proposal
-            self._emit("proposal" if round_ == 0 else "revision", proposal)
+            self._add_proposal(round_, a, replies[a], fb)
+
+    def _add_proposal(self, round_: int, author: str, reply: AgentReply, feedback: ExecutionFeedback | None) -> None:
+        """Record and announce one checked proposal; it becomes its author's current one."""
+        proposal = Proposal(author_id=author, role=self.council.role, round=round_, content=reply.content,
+                            usage=reply.usage, feedback=feedback)
+        self.record.proposals.append(proposal)
+        self.current[author] = proposal
+        self._emit("proposal" if round_ == 0 else "revision", proposal)
 
     def _all_pass_visible(self) -> bool:
         fbs = [self.current[a].feedback for a in self.live]
@@ -364,11 +367,7 @@ class Deliberation:
             fb = await self.scorer.feedback(task, self.council.role, reply.content)
             if fb is not None:
                 spans["check"].append((t0, time.perf_counter()))
-            proposal = Proposal(author_id=a, role=self.council.role, round=r, content=reply.content,
-                                usage=reply.usage, feedback=fb)
-            self.record.proposals.append(proposal)
-            self.current[a] = proposal
-            self._emit("revision", proposal)
+            self._add_proposal(r, a, reply, fb)
 
         flows = [asyncio.create_task(author_flow(a)) for a in list(self.live)]
         everything = [*reviews.values(), *flows]
