@@ -67,11 +67,16 @@ def wire_reply(responses: list[Any]) -> dict[str, Any]:
     }
 
 
-def _engine_died(detail: str) -> bool:
+def _engine_error(detail: str, context: str) -> EngineError:
+    """The error for a failed call: `EngineDeadError` (which the client retries) when `detail` says the
+    engine or its replica died, else `EngineError` with `context` ("engine call failed", ...)."""
     # vLLM's EngineDeadError, by name or by its fixed message, however Serve wrapped it; or the
     # replica's own process died (killed, OOM): Serve replaces the replica either way.
-    return any(sign in detail for sign in ("EngineDeadError", "EngineCore encountered an issue", "ActorDiedError",
-                                           "RayActorError", "ActorUnavailableError"))
+    if any(sign in detail for sign in ("EngineDeadError", "EngineCore encountered an issue", "ActorDiedError",
+                                       "RayActorError", "ActorUnavailableError")):
+        return EngineDeadError(f"the engine died (its process crashed; Serve is restarting the replica): "
+                               f"{detail[:500]}")
+    return EngineError(f"{context}: {detail}")
 
 
 class ServeLLMClient(EngineClient):
@@ -139,20 +144,13 @@ class ServeLLMClient(EngineClient):
             response.cancel()  # aborts the request in the engine
             raise
         except Exception as e:
-            detail = f"{type(e).__name__}: {e}"
-            if _engine_died(detail):
-                raise EngineDeadError(f"the engine died (its process crashed; Serve is restarting the replica): "
-                                      f"{detail[:500]}") from e
-            raise EngineError(f"engine call failed: {detail}") from e
+            raise _engine_error(f"{type(e).__name__}: {e}", "engine call failed") from e
         return _to_result(reply, (time.perf_counter() - start) * 1000)
 
 
 def _to_result(reply: dict[str, Any], latency_ms: float) -> ChatResult:
     if "error" in reply:
-        if _engine_died(reply["error"]):
-            raise EngineDeadError(f"the engine died (its process crashed; Serve is restarting the replica): "
-                                  f"{reply['error'][:500]}")
-        raise EngineError(f"engine returned an error: {reply['error']}")
+        raise _engine_error(reply["error"], "engine returned an error")
     return ChatResult(latency_ms=latency_ms, **reply)
 
 
