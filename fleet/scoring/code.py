@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import functools
 import json
 import os
 import re
 import shutil
+import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
@@ -28,6 +30,7 @@ _DEFINES = re.compile(r"^(?:async\s+def|def|class|import|from)\b", re.M)
 PARSE_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fleet-parse")
 # ruff's default selection (pyflakes + the E4/E7/E9 subset) plus bugbear; line length is not a finding.
 LINT_RULES = "E4,E7,E9,F,B"
+_LINT_TIMEOUT_S = 60.0  # ruff takes milliseconds; this only bounds a wedged process
 
 
 class CodeExtract(StrictModel):
@@ -75,12 +78,23 @@ def _ruff() -> str:
 
 async def lint(code: str) -> list[str]:
     """ruff's findings on `code`, one line each ('F821 line 3: Undefined name `x`')."""
-    proc = await asyncio.create_subprocess_exec(
-        _ruff(), "check", "--isolated", "--no-cache", "--select", LINT_RULES, "--output-format", "json",
-        "--stdin-filename", "solution.py", "-",
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    out, err = await proc.communicate(code.encode())
+    # A blocking run on a worker thread, not asyncio's subprocess transport: inside a Ray actor the
+    # transport cost ~4.6 ms of the event loop's own CPU per call (25-30 ms wall) against ~1 ms (9 ms)
+    # this way (measured in an actor, 2 cores), and the coordinator lints every draft and revision.
+    return list(await asyncio.to_thread(_lint, code))
+
+
+@functools.lru_cache(maxsize=512)
+def _lint(code: str) -> tuple[str, ...]:
+    # Cached: a final proposal is linted for its author's feedback and again when it is graded.
+    try:
+        proc = subprocess.run(
+            [_ruff(), "check", "--isolated", "--no-cache", "--select", LINT_RULES, "--output-format", "json",
+             "--stdin-filename", "solution.py", "-"],
+            input=code.encode(), capture_output=True, timeout=_LINT_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        raise RuntimeError(f"ruff did not finish in {_LINT_TIMEOUT_S:g}s") from None
     if proc.returncode not in (0, 1):
-        raise RuntimeError(f"ruff failed ({proc.returncode}): {err.decode(errors='replace')[:300]}")
-    return [f"{d.get('code') or 'syntax'} line {d['location']['row']}: {d['message']}"
-            for d in json.loads(out or b"[]")]
+        raise RuntimeError(f"ruff failed ({proc.returncode}): {proc.stderr.decode(errors='replace')[:300]}")
+    return tuple(f"{d.get('code') or 'syntax'} line {d['location']['row']}: {d['message']}"
+                 for d in json.loads(proc.stdout or b"[]"))
