@@ -90,6 +90,24 @@ async def test_lint_counts_ruff_findings():
     assert await lint("def add(a, b):\n    return a + b\n") == []
 
 
+async def test_lint_runs_ruff_once_per_code_and_says_when_ruff_fails(monkeypatch, tmp_path):
+    runs = []
+    real_run = code_mod.subprocess.run
+    monkeypatch.setattr(code_mod.subprocess, "run", lambda argv, **kw: runs.append(argv) or real_run(argv, **kw))
+    unique = f"def add(a, b):\n    return a + b  # {tmp_path}\n"
+    first = await lint(unique)
+    assert await lint(unique) == first and len(runs) == 1  # the feedback's lint, then the grade's: one run
+
+    broken = tmp_path / "ruff"
+    broken.write_text("#!/bin/sh\necho 'ruff: broken install' >&2\nexit 3\n")
+    broken.chmod(0o755)
+    monkeypatch.setattr(code_mod, "_ruff", lambda: str(broken))
+    with pytest.raises(RuntimeError, match=r"ruff failed \(3\): ruff: broken install"):
+        await lint(unique + "\n")  # new code: not cached
+    with pytest.raises(RuntimeError):
+        await lint(unique + "\n")  # a failure is not cached
+
+
 async def test_feedback_shows_visible_results_and_never_hidden_ones():
     fb = await feedback(TASK, "DEV", PASSES_VISIBLE_ONLY, LIMITS)
     assert (fb.tests_passed, fb.tests_total) == (1, 1) and fb.all_passed  # hidden ones fail, unseen
