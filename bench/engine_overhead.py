@@ -26,11 +26,11 @@ from fleet import DeliberationConfig, EngineSpec, Fleet, FleetConfig, Task
 from fleet.agents.agent import Agent
 from fleet.config.council import CouncilSpec
 from fleet.config.deliberation import SamplingOverride
-from fleet.coordinator.deliberation import _card_summary
 from fleet.coordinator.topology import review_pairs
 from fleet.engine.serve_llm import engine_client
 from fleet.messages import Candidate, CritiqueRequest, GenerateRequest, ReceivedCritique, ReviseRequest, SelectRequest
 from fleet.record import DeliberationRecord
+from fleet.scoring.judge import card_summary
 
 TASK_FILE = Path(__file__).resolve().parent.parent / "examples" / "rate_limiter.json"
 
@@ -64,7 +64,7 @@ async def direct(record: DeliberationRecord, architect: Agent | None, agents: di
     top = record.scores[: task.k]
     if architect is not None and len(top) >= 2:
         request = SelectRequest(task=task, layout=layout, candidates=[
-            Candidate(author_id=c.author_id, content=finals[c.author_id], summary=_card_summary(c)) for c in top])
+            Candidate(author_id=c.author_id, content=finals[c.author_id], summary=card_summary(c)) for c in top])
         walls["select"] = await wave([architect.select(request)])
     return walls
 

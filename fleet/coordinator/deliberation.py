@@ -53,11 +53,10 @@ from fleet.record import (
     EventType,
     PhaseTiming,
     Proposal,
-    ScoreCard,
     Selection,
     TokenTotals,
 )
-from fleet.scoring.judge import checks_summary
+from fleet.scoring.judge import card_summary
 from fleet.scoring.ranking import rank, select_top_score
 from fleet.scoring.scorer import Scorer
 
@@ -428,7 +427,7 @@ class Deliberation:
             return select_top_score(cards, k, why)
         request = SelectRequest(task=self.request.task, layout=self.cfg.prompt_layout,
                                 candidates=[Candidate(author_id=c.author_id, content=finals[c.author_id],
-                                                      summary=_card_summary(c)) for c in top])
+                                                      summary=card_summary(c)) for c in top])
         t0 = time.perf_counter()
         try:
             decision, reply = await asyncio.wait_for(
@@ -476,6 +475,3 @@ def _worth_revising(feedback: ExecutionFeedback | None) -> bool:
             or bool(feedback.lint) or feedback.tests_passed < feedback.tests_total)
 
 
-def _card_summary(card: ScoreCard) -> str:
-    judge = (f"\n- judge: {card.judge.score:.1f}/10" if card.judge else "")
-    return f"{checks_summary(card.checks)}{judge}\n- total: {card.total:.3f} (rank {card.rank})"

@@ -21,7 +21,7 @@ from fleet.config.task import Task
 from fleet.engine.protocol import ChatRequest, EngineClient
 from fleet.errors import EngineError
 from fleet.messages import CallUsage
-from fleet.record import Check, CriterionScore, JudgeVerdict
+from fleet.record import Check, CriterionScore, JudgeVerdict, ScoreCard
 
 JUDGE_ID = "judge"
 
@@ -62,6 +62,12 @@ def checks_summary(checks: list[Check]) -> str:
         asserts = [x.strip() for x in shown if x.strip().startswith("E ") or "assert" in x][:2]
         lines.append(line + "".join(f"\n    {a[:200]}" for a in asserts))
     return "\n".join(lines)
+
+
+def card_summary(card: ScoreCard) -> str:
+    """A score card as the architect reads it: the checks, the judge's mean score, the total and rank."""
+    judge = (f"\n- judge: {card.judge.score:.1f}/10" if card.judge else "")
+    return f"{checks_summary(card.checks)}{judge}\n- total: {card.total:.3f} (rank {card.rank})"
 
 
 class Judge:
