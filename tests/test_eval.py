@@ -56,6 +56,16 @@ async def test_grading_runs_the_hidden_check_in_the_sandbox(index):
     assert right_body.sandbox in ("bwrap", "rlimit") and "AssertionError" in wrong.output
 
 
+@pytest.mark.parametrize("index", [32, 38])
+async def test_the_hidden_check_sees_the_prompts_helpers(index):
+    """HumanEval/32's check calls the prompt's `poly`, 38's its `encode_cyclic`: the check runs among the
+    graded module's globals, as in HumanEval's own harness (they failed every answer with a NameError)."""
+    problem = load_problems(index, 1)[0]
+    right, wrong = await grade(problem, problem.canonical_solution), await grade(problem, "    return 0\n")
+    assert (right.passed, wrong.passed) == (1, 0), right.output
+    assert "NameError" not in wrong.output
+
+
 async def test_reference_solutions_pass_the_visible_examples_of_the_tables_problems():
     """The visible tests come from each docstring's examples (not from the prompt's text, where the
     closing quotes would become part of the last expected output). 38 has no examples. (Past the table's

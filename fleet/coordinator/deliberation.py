@@ -473,5 +473,3 @@ def _worth_revising(feedback: ExecutionFeedback | None) -> bool:
         return False
     return (not feedback.code_found or feedback.truncated or feedback.parse_error is not None
             or bool(feedback.lint) or feedback.tests_passed < feedback.tests_total)
-
-

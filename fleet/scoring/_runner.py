@@ -100,7 +100,9 @@ def run_pytest(spec):
 def run_check(spec):
     try:
         module = _solution_module()
-        namespace = {}
+        # The check runs among the solution's globals, as in HumanEval's own harness (one program:
+        # prompt, completion, test): HumanEval/32's check calls the prompt's `poly`, 38's `encode_cyclic`.
+        namespace = dict(module.__dict__)
         with open("test_task.py") as f:
             exec(compile(f.read(), "test_task.py", "exec"), namespace)
         namespace["check"](getattr(module, spec["entry_point"]))
