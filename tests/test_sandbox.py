@@ -56,6 +56,39 @@ async def test_wall_clock_limit_kills_a_sleeper(mode):
     assert run.passed == 0 and "timed out after 2s" in run.error
 
 
+def _live_children() -> list[int]:
+    """Processes this one started that still run (zombies and threads are not counted)."""
+    pids = []
+    for d in os.listdir("/proc"):
+        try:
+            fields = Path(f"/proc/{d}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if d.isdigit() and int(fields[1]) == os.getpid() and fields[0] != "Z":
+            pids.append(int(d))
+    return pids
+
+
+async def test_a_cancelled_run_is_killed_and_its_dir_removed(mode, tmp_path, monkeypatch):
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))  # the run's work dir is made under tmp_path
+    code = "import time\nopen('started', 'w').close()\ndef f():\n    time.sleep(60)\n"
+    task = asyncio.create_task(run_tests(code, CHECK, limits(mode, wall_s=60)))
+    for _ in range(200):  # until the graded code runs (its import writes `started` in the work dir)
+        await asyncio.sleep(0.05)
+        if list(tmp_path.glob("*/started")):
+            break
+    assert list(tmp_path.glob("*/started")) and _live_children(), "the run never started"
+    await asyncio.sleep(0.2)  # now in check() -> f() -> sleep
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    for _ in range(100):
+        if not _live_children() and not list(tmp_path.iterdir()):
+            break
+        await asyncio.sleep(0.05)
+    assert _live_children() == [] and list(tmp_path.iterdir()) == []
+
+
 async def test_fork_bomb_hits_the_process_limit(mode):
     if rlimit_stays_root(mode):
         pytest.skip("rlimit fallback as root with a Python under a 0700 home: RLIMIT_NPROC cannot bind root")
