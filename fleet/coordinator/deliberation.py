@@ -3,8 +3,11 @@
 `Deliberation(request, council, pool, scorer).run()` drives the stages over an `AgentPool`. The drafts
 go out at once; in a review round every critique goes out at once and each author revises as soon
 as the critiques of its own proposal are in (not when every critique is), each new proposal checked
-as soon as it exists. Every call runs under the per-call timeout and its stage's (`stage_s` from the
-stage's first call); each call's span is in its usage (start_ms, end_ms), each stage's in `timings`.
+as soon as it exists. In the first round the critiques of a draft start as soon as it is checked
+(not when every draft is), unless every draft in so far passes its visible tests: then an early stop
+is still possible, and the critiques wait until a draft fails or every draft is in. Every call runs
+under the per-call timeout and its stage's (`stage_s` from the stage's first call); each call's span
+is in its usage (start_ms, end_ms), each stage's in `timings`.
 A call that fails takes its agent out of the deliberation: the failure is recorded (error type and
 message), the agent's real earlier output stays in the record, and nothing stands in for it. After
 each stage (in a review round: before each revision) the live agents must still reach the quorum,
@@ -96,6 +99,9 @@ class Deliberation:
         self.architect_id = architect_id
         self._on_event = on_event
         self._on_checkpoint = on_checkpoint
+        # While round 1 runs beside the drafts, its events wait for the drafts' checkpoint: the events
+        # before a checkpoint are exactly those of its record (a resume drops the later ones).
+        self._held: list[tuple[EventType, Any]] | None = None
         self.cfg = request.config
         n = len(council.agents)
         self.quorum = self.cfg.quorum or n // 2 + 1
@@ -130,8 +136,16 @@ class Deliberation:
         return self.current[author].feedback if self.cfg.feedback else None
 
     def _emit(self, kind: EventType, payload: Any) -> None:
-        if self._on_event is not None:
+        if self._held is not None and not (kind == "proposal" or (kind == "failure" and payload.stage == "generate")):
+            self._held.append((kind, payload))
+        elif self._on_event is not None:
             self._on_event(kind, payload)
+
+    def _release(self) -> None:
+        """Emit the events held back while the drafts were still coming in."""
+        held, self._held = self._held or [], None
+        for kind, payload in held:
+            self._emit(kind, payload)
 
     def _checkpoint(self, round_: int) -> None:
         self.done_round = round_
@@ -160,9 +174,19 @@ class Deliberation:
         self.current[author] = proposal
         self._emit("proposal" if round_ == 0 else "revision", proposal)
 
-    def _all_pass_visible(self) -> bool:
+    def _stops_early(self) -> bool:
+        """Every live proposal passes all its visible tests (and early stop is on): no more review."""
         fbs = [self.current[a].feedback for a in self.live]
-        return bool(fbs) and all(f is not None and f.all_passed for f in fbs)
+        return (self.cfg.early_stop and self.cfg.feedback and bool(fbs)
+                and all(f is not None and f.all_passed for f in fbs))
+
+    def _may_stop_early(self) -> bool:
+        """Whether the drafts still in flight could end in an early stop: only while every draft in so
+        far passes all its visible tests."""
+        if not (self.cfg.early_stop and self.cfg.feedback and self.request.task.visible_tests):
+            return False
+        drafted = [self.current[a].feedback for a in self.live if a in self.current]
+        return all(f is not None and f.all_passed for f in drafted)
 
     # -- stage machinery -------------------------------------------------------------------------
 
@@ -287,7 +311,12 @@ class Deliberation:
         # Agents connect to their engine first, so stage timings measure deliberation, not start-up.
         await self._fan_out("setup", 0, {a: (a, lambda a=a: self.pool.call(a, "ready")) for a in self.live})
         self._check_quorum("setup")
-        if self.done_round < 0:
+        if self.done_round < 0 and self.cfg.overlap_drafts and self.cfg.rounds >= 1 and len(self.live) >= 2:
+            # Dataflow: each draft's critiques start as soon as it exists (and the round is known to
+            # happen), not when every draft is in.
+            if await self._review_round(1, with_drafts=True):
+                self._checkpoint(1)
+        elif self.done_round < 0:
             gen = GenerateRequest(task=task, sampling=self.request.sampling, layout=self.cfg.prompt_layout)
             replies = await self._fan_out("generate", 0, {
                 a: (a, lambda a=a: self.pool.call(a, "generate", gen)) for a in self.live})
@@ -299,7 +328,7 @@ class Deliberation:
             if len(self.live) < 2:
                 self.record.notes.append(f"round {r}: skipped review, fewer than 2 live agents")
                 break
-            if self.cfg.early_stop and self.cfg.feedback and self._all_pass_visible():
+            if self._stops_early():
                 self.record.notes.append(f"early stop: every live proposal passes all visible tests after "
                                          f"{'the drafts' if r == 1 else f'round {r - 1}'}; rounds {r}.."
                                          f"{self.cfg.rounds} skipped")
@@ -313,14 +342,24 @@ class Deliberation:
         self._finish()
         return self.record
 
-    async def _review_round(self, r: int) -> None:
+    async def _review_round(self, r: int, with_drafts: bool = False) -> bool:
         """Every critique at once; each author's revision as soon as its critiques are in, and its
-        check as soon as the revision is. Quorum is checked before each revision starts."""
+        check as soon as the revision is. Quorum is checked before each revision starts.
+
+        with_drafts (round 1 of a fresh run): the drafts are made here too, and the critiques of a
+        draft start as soon as it is checked, once the round is known to happen: at once when nothing
+        can stop it early, else from the first draft that fails a visible test (a round that started
+        so runs even if that draft's author drops out). When every draft is in, the drafts are
+        checkpointed (round 0); if the round then does not happen (fewer than 2 live agents, or every
+        draft passes its visible tests) nothing of it has run and False is returned. True: it ran."""
         task, cfg = self.request.task, self.cfg
-        spans: dict[str, list[tuple[float, float]]] = {"critique": [], "revise": [], "check": []}
+        spans: dict[str, list[tuple[float, float]]] = {s: [] for s in ("generate", "check0", "critique", "revise",
+                                                                       "check")}
         kept: list[str] = []
-        critique_deadline = time.perf_counter() + cfg.timeouts.stage_s
-        revise_deadline: list[float] = []  # the stage's clock starts with its first call
+        clocks: dict[str, float] = {}  # each stage's clock starts with its first call
+
+        def deadline(stage: str) -> float:
+            return clocks.setdefault(stage, time.perf_counter() + cfg.timeouts.stage_s)
 
         def critique(critic: str, author: str) -> Callable[[], Awaitable[AgentReply]]:
             req = CritiqueRequest(task=task, round=r, author_id=author, proposal=self.current[author].content,
@@ -330,12 +369,75 @@ class Deliberation:
 
         pairs = review_pairs(list(self.live), cfg.topology)
         order = {a: i for i, a in enumerate(self.live)}
-        c0, p0, u0 = len(self.record.critiques), len(self.record.proposals), len(self.record.usage)
-        reviews = {pair: asyncio.create_task(self._call("critique", r, pair[0], critique(*pair), critique_deadline,
-                                                         spans["critique"]))
-                   for pair in pairs}
+        c0, p0, u0, f0 = (len(self.record.critiques), len(self.record.proposals), len(self.record.usage),
+                          len(self.record.failures))
+        go: list[bool] = [] if with_drafts else [True]  # [whether the round happens], once known
+        opened = asyncio.Event()
+        if go:
+            opened.set()
+        drafting = set(self.live) if with_drafts else set()
+        if with_drafts:
+            self._held = []
+        drafts_timed: list[bool] = []
+
+        def time_drafts() -> None:
+            if not drafts_timed:
+                drafts_timed.append(True)
+                self.record.timings.append(PhaseTiming(phase="generate", round=0,
+                                                       wall_ms=_busy_s(spans["generate"]) * 1000))
+                if spans["check0"]:
+                    self.record.timings.append(PhaseTiming(phase="check", round=0,
+                                                           wall_ms=_busy_s(spans["check0"]) * 1000))
+
+        def drafted(a: str) -> None:
+            """A draft ended (made or failed): maybe the round is now known to happen, or not."""
+            drafting.discard(a)
+            if not go:
+                if not drafting and (len(self.live) < 2 or self._stops_early()):
+                    go.append(False)
+                elif not drafting or not self._may_stop_early():
+                    go.append(True)
+                if go:
+                    opened.set()
+            if not drafting:
+                time_drafts()
+                self._checkpoint_drafts(order, u0, f0)
+
+        async def draft(a: str) -> bool:
+            gen = GenerateRequest(task=task, sampling=self.request.sampling, layout=cfg.prompt_layout)
+            reply = await self._call("generate", 0, a, lambda: self.pool.call(a, "generate", gen),
+                                     deadline("generate"), spans["generate"])
+            if reply is None:
+                self._check_quorum("generate")
+            else:
+                t0 = time.perf_counter()
+                fb = await self.scorer.feedback(task, self.council.role, reply.content)
+                if fb is not None:
+                    spans["check0"].append((t0, time.perf_counter()))
+                self._add_proposal(0, a, reply, fb)
+            drafted(a)
+            return reply is not None
+
+        drafts = {a: asyncio.create_task(draft(a)) for a in drafting}
+
+        async def ready(author: str) -> bool:
+            """The author's proposal exists and the round happens."""
+            if author in drafts and not await drafts[author]:
+                return False
+            await opened.wait()
+            return go[0]
+
+        async def review(critic: str, author: str) -> AgentReply | None:
+            if not await ready(author) or critic not in self.live:
+                return None
+            return await self._call("critique", r, critic, critique(critic, author), deadline("critique"),
+                                    spans["critique"])
+
+        reviews = {pair: asyncio.create_task(review(*pair)) for pair in pairs}
 
         async def author_flow(a: str) -> None:
+            if not await ready(a):
+                return
             received: list[ReceivedCritique] = []
             for (critic, author), pending in reviews.items():
                 if author != a:
@@ -354,11 +456,9 @@ class Deliberation:
             if not received and not _worth_revising(self._shown(a)):
                 kept.append(a)
                 return
-            if not revise_deadline:
-                revise_deadline.append(time.perf_counter() + cfg.timeouts.stage_s)
             req = ReviseRequest(task=task, round=r, proposal=self.current[a].content, critiques=received,
                                 feedback=self._shown(a), sampling=self.request.sampling, layout=cfg.prompt_layout)
-            reply = await self._call("revise", r, a, lambda: self.pool.call(a, "revise", req), revise_deadline[0],
+            reply = await self._call("revise", r, a, lambda: self.pool.call(a, "revise", req), deadline("revise"),
                                      spans["revise"])
             if reply is None:
                 return
@@ -369,7 +469,7 @@ class Deliberation:
             self._add_proposal(r, a, reply, fb)
 
         flows = [asyncio.create_task(author_flow(a)) for a in list(self.live)]
-        everything = [*reviews.values(), *flows]
+        everything = [*drafts.values(), *reviews.values(), *flows]
         try:
             done, _ = await asyncio.wait(flows, return_when=asyncio.FIRST_EXCEPTION)
             for t in done:  # a lost quorum (or a bug) ends the round: the first one is raised
@@ -381,20 +481,43 @@ class Deliberation:
             for t in everything:
                 t.cancel()
             await asyncio.gather(*everything, return_exceptions=True)
+            if with_drafts:
+                time_drafts()  # (a failed or cancelled run's record says how long its drafts ran too)
+                self._release()
             # The record lists the round's outputs in council order whatever order they finished in
             # (events went out as they came): same seeds, same record.
             r_ = self.record
             r_.critiques[c0:] = sorted(r_.critiques[c0:], key=lambda c: pairs.index((c.critic_id, c.author_id)))
-            r_.proposals[p0:] = sorted(r_.proposals[p0:], key=lambda p: order[p.author_id])
-            r_.usage[u0:] = sorted(r_.usage[u0:], key=lambda u: (u.stage != "critique", order.get(u.agent_id, -1),
-                                                                  u.start_ms or 0.0))
-            for stage in ("critique", "revise", "check"):
-                if spans[stage] or stage != "check":
-                    self.record.timings.append(  # type: ignore[arg-type]
-                        PhaseTiming(phase=stage, round=r, wall_ms=_busy_s(spans[stage]) * 1000))
+            r_.proposals[p0:] = sorted(r_.proposals[p0:], key=lambda p: (p.round, order[p.author_id]))
+            r_.usage[u0:] = sorted(r_.usage[u0:], key=_in_order(order))
+            if go and go[0]:
+                for stage in ("critique", "revise", "check"):
+                    if spans[stage] or stage != "check":
+                        self.record.timings.append(  # type: ignore[arg-type]
+                            PhaseTiming(phase=stage, round=r, wall_ms=_busy_s(spans[stage]) * 1000))
+        if not go[0]:
+            return False
         if kept:
             self.record.notes.append(f"round {r}: {kept} received no critique and keep their proposal")
         self._check_quorum(f"revise round {r}")
+        return True
+
+    def _checkpoint_drafts(self, order: dict[str, int], u0: int, f0: int) -> None:
+        """Checkpoint round 0 once every draft is in, while round 1 may already run: the record as
+        it would have been had round 1 not started (its critiques, revisions and failures left out)."""
+        record = self.record.model_copy(deep=True)
+        record.proposals = sorted((p for p in record.proposals if p.round == 0), key=lambda p: order[p.author_id])
+        record.critiques = [c for c in record.critiques if c.round == 0]
+        record.usage[u0:] = sorted((u for u in record.usage[u0:] if u.stage == "generate"), key=_in_order(order))
+        record.failures[f0:] = [f for f in record.failures[f0:] if f.stage == "generate"]
+        council = {a.agent_id for a in self.council.agents}
+        record.status = "degraded" if record.failed_agents() & council else "completed"
+        failed = record.failed_agents()
+        live = [a for a in order if a not in failed and any(p.author_id == a for p in record.proposals)]
+        self.done_round = 0
+        if self._on_checkpoint is not None:
+            self._on_checkpoint(Checkpoint(round=0, live=live, record=record))
+        self._release()
 
     async def _score_and_select(self, finals: dict[str, str]) -> None:
         start = time.perf_counter()
@@ -451,6 +574,12 @@ async def _timed(fn: Callable[[], Awaitable[Any]]) -> tuple[Any, float, float]:
     t0 = time.perf_counter()
     reply = await fn()
     return reply, t0, time.perf_counter()
+
+
+def _in_order(order: dict[str, int]) -> Callable[[Any], tuple]:
+    """Sort key of a round's usage: drafts, then critiques, then revisions; each in council order."""
+    stages = {"generate": 0, "critique": 1, "revise": 2}
+    return lambda u: (stages.get(u.stage, 3), order.get(u.agent_id, -1), u.start_ms or 0.0)
 
 
 def _busy_s(spans: list[tuple[float, float]]) -> float:
