@@ -3,11 +3,11 @@
 `Deliberation(request, council, pool, scorer).run()` drives the stages over an `AgentPool`. The drafts
 go out at once; in a review round every critique goes out at once and each author revises as soon
 as the critiques of its own proposal are in (not when every critique is), each new proposal checked
-as soon as it exists. In the first round the critiques of a draft start as soon as it is checked
-(not when every draft is), unless every draft in so far passes its visible tests: then an early stop
-is still possible, and the critiques wait until a draft fails or every draft is in. Every call runs
-under the per-call timeout and its stage's (`stage_s` from the stage's first call); each call's span
-is in its usage (start_ms, end_ms), each stage's in `timings`.
+as soon as it exists. In the first round a critique starts as soon as the draft it reviews and its
+critic's own draft are checked (not when every draft is), unless every draft in so far passes its
+visible tests: then an early stop is still possible, and the critiques wait until a draft fails or
+every draft is in. Every call runs under the per-call timeout and its stage's (`stage_s` from the
+stage's first call); each call's span is in its usage (start_ms, end_ms), each stage's in `timings`.
 A call that fails takes its agent out of the deliberation: the failure is recorded (error type and
 message), the agent's real earlier output stays in the record, and nothing stands in for it. After
 each stage (in a review round: before each revision) the live agents must still reach the quorum,
@@ -346,12 +346,13 @@ class Deliberation:
         """Every critique at once; each author's revision as soon as its critiques are in, and its
         check as soon as the revision is. Quorum is checked before each revision starts.
 
-        with_drafts (round 1 of a fresh run): the drafts are made here too, and the critiques of a
-        draft start as soon as it is checked, once the round is known to happen: at once when nothing
-        can stop it early, else from the first draft that fails a visible test (a round that started
-        so runs even if that draft's author drops out). When every draft is in, the drafts are
-        checkpointed (round 0); if the round then does not happen (fewer than 2 live agents, or every
-        draft passes its visible tests) nothing of it has run and False is returned. True: it ran."""
+        with_drafts (round 1 of a fresh run): the drafts are made here too, and a critique starts as
+        soon as its author's draft and its critic's own are checked, once the round is known to happen:
+        at once when nothing can stop it early, else from the first draft that fails a visible test (a
+        round that started so runs even if that draft's author drops out). When every draft is in, the
+        drafts are checkpointed (round 0); if the round then does not happen (fewer than 2 live agents,
+        or every draft passes its visible tests) nothing of it has run and False is returned. True: it
+        ran."""
         task, cfg = self.request.task, self.cfg
         spans: dict[str, list[tuple[float, float]]] = {s: [] for s in ("generate", "check0", "critique", "revise",
                                                                        "check")}
@@ -428,7 +429,9 @@ class Deliberation:
             return go[0]
 
         async def review(critic: str, author: str) -> AgentReply | None:
-            if not await ready(author) or critic not in self.live:
+            # The critic too must have drafted: an agent whose draft failed is out before it reviews
+            # (as with a barrier), so a failed agent is one failure in the record, not one per call.
+            if not await ready(author) or not await ready(critic) or critic not in self.live:
                 return None
             return await self._call("critique", r, critic, critique(critic, author), deadline("critique"),
                                     spans["critique"])
