@@ -44,8 +44,8 @@ class DeliberationConfig(StrictModel):
         default=True, description="show authors and critics what the code did (visible tests, lint); False: they "
         "work from the critiques alone, no early stop (the checks still rank the finals)")
     overlap_drafts: bool = Field(
-        default=True, description="round 1's critiques of a draft start as soon as it is checked, while other "
-        "drafts are still being written; False: only once every draft is in (a barrier)")
+        default=True, description="round 1's critique of a draft starts as soon as that draft and its critic's own "
+        "are checked, while other drafts are still being written; False: only once every draft is in (a barrier)")
     critique_max_tokens: int | None = Field(
         default=192, ge=1, le=8192, description="a critique's budget (short reviews are read); None: the agent's own"
     )
