@@ -166,6 +166,16 @@ class Deliberation:
         for a, fb in zip(authors, feedback, strict=True):
             self._add_proposal(round_, a, replies[a], fb)
 
+    async def _add_checked(self, round_: int, author: str, reply: AgentReply,
+                           spans: list[tuple[float, float]]) -> None:
+        """Check one new proposal (its span added to `spans` when there was something to check),
+        then record and announce it."""
+        t0 = time.perf_counter()
+        fb = await self.scorer.feedback(self.request.task, self.council.role, reply.content)
+        if fb is not None:
+            spans.append((t0, time.perf_counter()))
+        self._add_proposal(round_, author, reply, fb)
+
     def _add_proposal(self, round_: int, author: str, reply: AgentReply, feedback: ExecutionFeedback | None) -> None:
         """Record and announce one checked proposal; it becomes its author's current one."""
         proposal = Proposal(author_id=author, role=self.council.role, round=round_, content=reply.content,
@@ -411,11 +421,7 @@ class Deliberation:
             if reply is None:
                 self._check_quorum("generate")
             else:
-                t0 = time.perf_counter()
-                fb = await self.scorer.feedback(task, self.council.role, reply.content)
-                if fb is not None:
-                    spans["check0"].append((t0, time.perf_counter()))
-                self._add_proposal(0, a, reply, fb)
+                await self._add_checked(0, a, reply, spans["check0"])
             drafted(a)
             return reply is not None
 
@@ -465,11 +471,7 @@ class Deliberation:
                                      spans["revise"])
             if reply is None:
                 return
-            t0 = time.perf_counter()
-            fb = await self.scorer.feedback(task, self.council.role, reply.content)
-            if fb is not None:
-                spans["check"].append((t0, time.perf_counter()))
-            self._add_proposal(r, a, reply, fb)
+            await self._add_checked(r, a, reply, spans["check"])
 
         flows = [asyncio.create_task(author_flow(a)) for a in list(self.live)]
         everything = [*drafts.values(), *reviews.values(), *flows]
@@ -513,9 +515,8 @@ class Deliberation:
         record.critiques = [c for c in record.critiques if c.round == 0]
         record.usage[u0:] = sorted((u for u in record.usage[u0:] if u.stage == "generate"), key=_in_order(order))
         record.failures[f0:] = [f for f in record.failures[f0:] if f.stage == "generate"]
-        council = {a.agent_id for a in self.council.agents}
-        record.status = "degraded" if record.failed_agents() & council else "completed"
         failed = record.failed_agents()
+        record.status = "degraded" if failed & {a.agent_id for a in self.council.agents} else "completed"
         live = [a for a in order if a not in failed and any(p.author_id == a for p in record.proposals)]
         self.done_round = 0
         if self._on_checkpoint is not None:

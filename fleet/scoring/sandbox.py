@@ -145,6 +145,7 @@ def _run_process(argv: list[str], work: Path, env: dict[str, str], wall_s: float
     closes it, kill the process group at `wall_s` or past `cap`, and reap it. Returns the exit code,
     the output kept and why the run was killed (None when it was not)."""
     deadline = time.monotonic() + wall_s
+    timed_out = f"timed out after {wall_s:g}s wall clock (killed)"
     proc = subprocess.Popen(argv, cwd=work, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, start_new_session=True)
     started.append(proc)
@@ -156,7 +157,7 @@ def _run_process(argv: list[str], work: Path, env: dict[str, str], wall_s: float
             while True:
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    error = f"timed out after {wall_s:g}s wall clock (killed)"
+                    error = timed_out
                     break
                 if not sel.select(left):
                     continue
@@ -172,7 +173,7 @@ def _run_process(argv: list[str], work: Path, env: dict[str, str], wall_s: float
             try:
                 proc.wait(timeout=max(deadline - time.monotonic(), 0))
             except subprocess.TimeoutExpired:  # closed its output but kept running
-                error = f"timed out after {wall_s:g}s wall clock (killed)"
+                error = timed_out
         if error is not None:
             _kill(proc)
             proc.wait()
