@@ -1,7 +1,7 @@
 """Benchmark: round 1's critiques started per draft (dataflow) vs after every draft (a barrier), real engine.
 
 The same deliberation (the demo's task, the same agents and seeds, natural lengths) runs with
-`overlap_drafts=True` and `False`, alternating, on one engine deployment. On a fixed-latency engine
+`dataflow=True` and `False`, alternating, on one engine deployment. On a fixed-latency engine
 both have the same floor (the slowest draft's author still needs its critique and revision after
 it); what the overlap buys is engine utilisation: while the longest draft is still decoding, the
 critiques of the drafts already in fill the batch. Printed: the wall from the first draft sent to
@@ -41,11 +41,11 @@ async def run(args: argparse.Namespace) -> None:
         await fleet.deliberate(task, role="DEV", num_agents=args.agents, rounds=0, judge=False)  # warm: actors up
         for i in range(args.repeat * 2):
             overlap = i % 2 == 0
-            cfg = DeliberationConfig(rounds=1, judge=False, architect=False, early_stop=False, overlap_drafts=overlap)
+            cfg = DeliberationConfig(rounds=1, judge=False, architect=False, early_stop=False, dataflow=overlap)
             record = await fleet.deliberate(task, role="DEV", num_agents=args.agents, config=cfg)
             walls[overlap].append(drafts_to_revisions_s(record))
             tokens[overlap].append(record.tokens.completion_tokens)
-            print(f"run {i + 1}: overlap_drafts={overlap!s:<5} drafts..revisions {walls[overlap][-1]:6.1f} s, "
+            print(f"run {i + 1}: dataflow={overlap!s:<5} drafts..revisions {walls[overlap][-1]:6.1f} s, "
                   f"{record.tokens.completion_tokens} completion tokens", flush=True)
     finally:
         await fleet.shutdown()

@@ -355,12 +355,58 @@ async def test_a_drafts_critiques_start_as_soon_as_it_exists_and_the_drafts_chec
     assert stage_counts(engine) == {"critique": 3, "revise": 3, "select": 1}  # no draft again
     assert [p.content for p in again.proposals] == [p.content for p in record.proposals]  # same seeds, same run
     assert [c.content for c in again.critiques] == [c.content for c in record.critiques]
-    # overlap_drafts=False: the barrier of old, the same calls and outputs, later
+    # dataflow=False: the barrier of old, the same calls and outputs, later
     engine = FakeEngine(FakeEngineConfig(latency_s=0.05, agent_latency_s={"agent-dev-001": 1.0}))
-    d, _ = local_deliberation(n=3, rounds=1, topology="ring", judge=False, engine=engine, overlap_drafts=False)
+    d, _ = local_deliberation(n=3, rounds=1, topology="ring", judge=False, engine=engine, dataflow=False)
     barrier = await d.run()
     assert min(c.usage.start_ms for c in barrier.critiques) >= _draft_end(barrier, "agent-dev-001")
     assert [p.content for p in barrier.proposals] == [p.content for p in record.proposals]
+
+
+async def test_an_agent_can_be_a_round_ahead_of_a_slower_one_and_each_rounds_checkpoint_leaves_later_ones_out():
+    from fleet.record import Checkpoint
+
+    # ring of 4: 001 reviews 002, 002 reviews 003, 003 reviews 004, 004 reviews 001; 001 is slow.
+    # 003 and 004 depend on 001 in neither round (003's critic is 002, 004's is 003).
+    slow = {"agent-dev-001": 1.0}
+    checkpoints: list[Checkpoint] = []
+    events: list[tuple[str, int]] = []
+    engine = FakeEngine(FakeEngineConfig(latency_s=0.05, agent_latency_s=slow))
+    d, _ = local_deliberation(n=4, rounds=2, topology="ring", judge=False, engine=engine,
+                              on_checkpoint=lambda c: (checkpoints.append(c), events.append(("checkpoint", c.round))))
+    d._on_event = lambda kind, payload: events.append((kind, getattr(payload, "round", 0)))
+    record = await d.run()
+    span = {(u.stage, u.round, u.agent_id): (u.start_ms, u.end_ms) for u in record.usage}
+    slow_revised = span[("revise", 1, "agent-dev-001")][1]
+    assert span[("critique", 2, "agent-dev-003")][0] < slow_revised - 500  # round 2 began beside round 1
+    assert span[("revise", 2, "agent-dev-004")][1] < slow_revised  # 004 finished round 2 before 001 round 1
+    assert span[("critique", 2, "agent-dev-004")][0] >= slow_revised  # 004 reviews 001's revision once it exists
+    # Each checkpoint is the record a barrier would have had then; the events before it are its own.
+    assert [c.round for c in checkpoints] == [0, 1, 2]
+    for c in checkpoints:
+        r = c.round
+        assert {p.round for p in c.record.proposals} == set(range(r + 1))
+        assert len(c.record.proposals) == 4 * (r + 1) and len(c.record.critiques) == 4 * r
+        assert {u.round for u in c.record.usage} == set(range(r + 1))
+        before = events[:events.index(("checkpoint", r))]
+        assert max(rnd for _, rnd in before) <= r
+        assert sum(kind in ("proposal", "revision") for kind, _ in before) == 4 * (r + 1)
+    assert [(p.round, p.author_id) for p in record.proposals] == [
+        (r, f"agent-dev-00{i}") for r in (0, 1, 2) for i in (1, 2, 3, 4)]  # council order all the same
+    # Resuming from round 1's checkpoint runs round 2 only, to the same outputs.
+    stored = Checkpoint.model_validate_json(checkpoints[1].model_dump_json())
+    resumed, engine = local_deliberation(n=4, rounds=2, topology="ring", judge=False, checkpoint=stored)
+    again = await resumed.run()
+    assert stage_counts(engine) == {"critique": 4, "revise": 4, "select": 1}
+    assert [p.content for p in again.proposals] == [p.content for p in record.proposals]
+    # dataflow=False: a barrier after each round, the same calls and outputs, later
+    engine = FakeEngine(FakeEngineConfig(latency_s=0.05, agent_latency_s=slow))
+    d, _ = local_deliberation(n=4, rounds=2, topology="ring", judge=False, engine=engine, dataflow=False)
+    barrier = await d.run()
+    first_r2 = min(u.start_ms for u in barrier.usage if u.round == 2)
+    assert first_r2 >= max(u.end_ms for u in barrier.usage if u.round == 1)
+    assert [p.content for p in barrier.proposals] == [p.content for p in record.proposals]
+    assert [c.content for c in barrier.critiques] == [c.content for c in record.critiques]
 
 
 async def test_no_critique_starts_while_every_draft_so_far_passes_its_visible_tests():

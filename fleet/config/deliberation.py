@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import AliasChoices, Field, model_validator
 
 from fleet.config._base import StrictModel
 from fleet.config.council import MAX_AGENTS, CouncilSpec
@@ -43,9 +43,13 @@ class DeliberationConfig(StrictModel):
     feedback: bool = Field(
         default=True, description="show authors and critics what the code did (visible tests, lint); False: they "
         "work from the critiques alone, no early stop (the checks still rank the finals)")
-    overlap_drafts: bool = Field(
-        default=True, description="round 1's critique of a draft starts as soon as that draft and its critic's own "
-        "are checked, while other drafts are still being written; False: only once every draft is in (a barrier)")
+    dataflow: bool = Field(
+        default=True, validation_alias=AliasChoices("dataflow", "overlap_drafts"),
+        description="each call starts once its inputs exist: a critique of round k once the proposal it reviews and "
+        "its critic's own are final for round k-1 (a draft's critiques while other drafts are still being written), "
+        "so an agent can be a round ahead of a slower one; the pairs are those of the agents live at the start. "
+        "False: a barrier after the drafts and after each round (a ring re-pairs the live agents each round). "
+        "(Accepted as overlap_drafts too, its name when it covered the drafts only.)")
     critique_max_tokens: int | None = Field(
         default=192, ge=1, le=8192, description="a critique's budget (short reviews are read); None: the agent's own"
     )

@@ -1,12 +1,13 @@
 """One deliberation: generate -> check -> (critique -> revise -> check) x rounds -> score -> select.
 
-`Deliberation(request, council, pool, scorer).run()` drives the stages over an `AgentPool`. The drafts
-go out at once; in a review round every critique goes out at once and each author revises as soon
-as the critiques of its own proposal are in (not when every critique is), each new proposal checked
-as soon as it exists. In the first round a critique starts as soon as the draft it reviews and its
-critic's own draft are checked (not when every draft is), unless every draft in so far passes its
-visible tests: then an early stop is still possible, and the critiques wait until a draft fails or
-every draft is in. Every call runs under the per-call timeout and its stage's (`stage_s` from the
+`Deliberation(request, council, pool, scorer).run()` drives the stages over an `AgentPool` as a
+dataflow (`config.dataflow`): each call starts as soon as its inputs exist. The drafts go out at once;
+a critique starts as soon as the proposal it reviews and its critic's own are final for the round
+before, an author revises as soon as the critiques of its own proposal are in, each new proposal is
+checked as soon as it exists; so a fast agent can be a round ahead of a slow one. Whether a round
+happens is decided as with a barrier (early stop: while every output of the round before that is in
+so far passes its visible tests, the round waits). `dataflow=False` puts a barrier after the drafts
+and after each round. Every call runs under the per-call timeout and its stage's (`stage_s` from the
 stage's first call); each call's span is in its usage (start_ms, end_ms), each stage's in `timings`.
 A call that fails takes its agent out of the deliberation: the failure is recorded (error type and
 message), the agent's real earlier output stays in the record, and nothing stands in for it. After
@@ -99,9 +100,10 @@ class Deliberation:
         self.architect_id = architect_id
         self._on_event = on_event
         self._on_checkpoint = on_checkpoint
-        # While round 1 runs beside the drafts, its events wait for the drafts' checkpoint: the events
-        # before a checkpoint are exactly those of its record (a resume drops the later ones).
+        # While a round runs beside the one before it, its events wait for that one's checkpoint: the
+        # events before a checkpoint are exactly those of its record (a resume drops the later ones).
         self._held: list[tuple[EventType, Any]] | None = None
+        self._note_round: dict[int, int] = {}  # index in record.notes -> the round that wrote it (if not 0)
         self.cfg = request.config
         n = len(council.agents)
         self.quorum = self.cfg.quorum or n // 2 + 1
@@ -136,16 +138,26 @@ class Deliberation:
         return self.current[author].feedback if self.cfg.feedback else None
 
     def _emit(self, kind: EventType, payload: Any) -> None:
-        if self._held is not None and not (kind == "proposal" or (kind == "failure" and payload.stage == "generate")):
+        round_ = payload.round if kind in ("proposal", "revision", "critique", "failure") else 0
+        if self._held is not None and round_ > self.done_round + 1:
             self._held.append((kind, payload))
         elif self._on_event is not None:
             self._on_event(kind, payload)
 
-    def _release(self) -> None:
-        """Emit the events held back while the drafts were still coming in."""
-        held, self._held = self._held or [], None
+    def _release(self, everything: bool = False) -> None:
+        """Emit the held events that the last checkpoint lets out (everything: all of them, and hold
+        no more), in the order they came."""
+        held, self._held = self._held or [], None if everything else []
         for kind, payload in held:
-            self._emit(kind, payload)
+            if not everything:
+                self._emit(kind, payload)  # (held again if its round is still ahead)
+            elif self._on_event is not None:
+                self._on_event(kind, payload)
+
+    def _note(self, text: str, round_: int = 0) -> None:
+        if round_:
+            self._note_round[len(self.record.notes)] = round_
+        self.record.notes.append(text)
 
     def _checkpoint(self, round_: int) -> None:
         self.done_round = round_
@@ -190,13 +202,13 @@ class Deliberation:
         return (self.cfg.early_stop and self.cfg.feedback and bool(fbs)
                 and all(f is not None and f.all_passed for f in fbs))
 
-    def _may_stop_early(self) -> bool:
-        """Whether the drafts still in flight could end in an early stop: only while every draft in so
-        far passes all its visible tests."""
+    def _may_stop_early(self, settled: list[str]) -> bool:
+        """Whether the outputs of a round still in flight could end in an early stop: only while every
+        one in so far (`settled`: their authors) passes all its visible tests."""
         if not (self.cfg.early_stop and self.cfg.feedback and self.request.task.visible_tests):
             return False
-        drafted = [self.current[a].feedback for a in self.live if a in self.current]
-        return all(f is not None and f.all_passed for f in drafted)
+        fbs = [self.current[a].feedback for a in settled if a in self.live]
+        return all(f is not None and f.all_passed for f in fbs)
 
     # -- stage machinery -------------------------------------------------------------------------
 
@@ -279,7 +291,7 @@ class Deliberation:
         if agent_id in self.live:
             self.live.remove(agent_id)
 
-    def _check_quorum(self, after: str) -> None:
+    def _check_quorum(self, after: str, round_: int = 0) -> None:
         failed = sorted(self.record.failed_agents() & {a.agent_id for a in self.council.agents})
         if failed:
             self.record.status = "degraded"
@@ -292,8 +304,8 @@ class Deliberation:
             raise DeliberationFailedError(msg, self.record)
         if len(failed) > self._noted_failures and after != "select":
             self._noted_failures = len(failed)
-            self.record.notes.append(f"after {after}: continuing with {len(self.live)} live agents "
-                                     f"(quorum {self.quorum}); failed so far: {failed}")
+            self._note(f"after {after}: continuing with {len(self.live)} live agents (quorum {self.quorum}); "
+                       f"failed so far: {failed}", round_)
 
     def _finish(self, status: str | None = None, error: str | None = None) -> None:
         r = self.record
@@ -317,23 +329,30 @@ class Deliberation:
             raise DeliberationFailedError(msg, self.record) from e
 
     async def _run(self) -> DeliberationRecord:
-        task = self.request.task
         # Agents connect to their engine first, so stage timings measure deliberation, not start-up.
         await self._fan_out("setup", 0, {a: (a, lambda a=a: self.pool.call(a, "ready")) for a in self.live})
         self._check_quorum("setup")
-        if self.done_round < 0 and self.cfg.overlap_drafts and self.cfg.rounds >= 1 and len(self.live) >= 2:
-            # Dataflow: each draft's critiques start as soon as it exists (and the round is known to
-            # happen), not when every draft is in.
-            if await self._review_round(1, with_drafts=True):
-                self._checkpoint(1)
-        elif self.done_round < 0:
-            gen = GenerateRequest(task=task, sampling=self.request.sampling, layout=self.cfg.prompt_layout)
+        if self.cfg.dataflow and self.cfg.rounds > max(self.done_round, 0) and len(self.live) >= 2:
+            await self._review_rounds(max(self.done_round, 0) + 1, with_drafts=self.done_round < 0)
+        else:
+            await self._barrier_rounds()
+        if self.cfg.rounds == 0:
+            self.record.notes.append("rounds=0: review skipped as requested")
+
+        await self._score_and_select({a: self.current[a].content for a in self.live})
+        self._finish()
+        return self.record
+
+    async def _barrier_rounds(self) -> None:
+        """The drafts (unless resumed past them), then each review round after the one before it."""
+        if self.done_round < 0:
+            gen = GenerateRequest(task=self.request.task, sampling=self.request.sampling,
+                                  layout=self.cfg.prompt_layout)
             replies = await self._fan_out("generate", 0, {
                 a: (a, lambda a=a: self.pool.call(a, "generate", gen)) for a in self.live})
             await self._add_proposals(0, replies)
             self._check_quorum("generate")
             self._checkpoint(0)
-
         for r in range(self.done_round + 1, self.cfg.rounds + 1):
             if len(self.live) < 2:
                 self.record.notes.append(f"round {r}: skipped review, fewer than 2 live agents")
@@ -343,184 +362,208 @@ class Deliberation:
                                          f"{'the drafts' if r == 1 else f'round {r - 1}'}; rounds {r}.."
                                          f"{self.cfg.rounds} skipped")
                 break
-            await self._review_round(r)
-            self._checkpoint(r)
-        if self.cfg.rounds == 0:
-            self.record.notes.append("rounds=0: review skipped as requested")
+            await self._review_rounds(r, last=r)  # (checkpoints round r)
 
-        await self._score_and_select({a: self.current[a].content for a in self.live})
-        self._finish()
-        return self.record
+    async def _review_rounds(self, first: int, with_drafts: bool = False, last: int | None = None) -> None:
+        """Review rounds `first`..`rounds` as a dataflow (`config.dataflow`): a critique of round k
+        starts as soon as the proposal it reviews and its critic's own are final for round k-1 (the
+        critic's own: an agent whose last step failed is out before it reviews, as with a barrier, so
+        a failed agent is one failure in the record), an author revises as soon as its own critiques
+        are in, each new proposal is checked at once. So one agent can be in round k+1 while a slower
+        one is still in round k.
 
-    async def _review_round(self, r: int, with_drafts: bool = False) -> bool:
-        """Every critique at once; each author's revision as soon as its critiques are in, and its
-        check as soon as the revision is. Quorum is checked before each revision starts.
+        Whether round k happens is decided as with a barrier, from round k-1's outputs: it does not if
+        fewer than 2 agents are live or every one passes all its visible tests (early stop); while every
+        output in so far passes, the round waits, and the first that fails opens it. with_drafts (a
+        fresh run): the drafts are made here too, as round 0. The (critic, author) pairs are those of
+        the agents live at the start, for every round; a pair whose critic or author has dropped out is
+        skipped (the barrier re-pairs a ring each round). Quorum is checked before each revision.
 
-        with_drafts (round 1 of a fresh run): the drafts are made here too, and a critique starts as
-        soon as its author's draft and its critic's own are checked, once the round is known to happen:
-        at once when nothing can stop it early, else from the first draft that fails a visible test (a
-        round that started so runs even if that draft's author drops out). When every draft is in, the
-        drafts are checkpointed (round 0); if the round then does not happen (fewer than 2 live agents,
-        or every draft passes its visible tests) nothing of it has run and False is returned. True: it
-        ran."""
+        When every output of round k is in, round k is checkpointed: the record as a barrier would have
+        it after round k (later rounds' critiques, revisions, usage, failures and notes left out), and
+        the events of round k+1 are held back until then, so the events before a checkpoint are
+        exactly those of its record (a resume drops the later ones and runs them again)."""
         task, cfg = self.request.task, self.cfg
-        spans: dict[str, list[tuple[float, float]]] = {s: [] for s in ("generate", "check0", "critique", "revise",
-                                                                       "check")}
-        kept: list[str] = []
-        clocks: dict[str, float] = {}  # each stage's clock starts with its first call
-
-        def deadline(stage: str) -> float:
-            return clocks.setdefault(stage, time.perf_counter() + cfg.timeouts.stage_s)
-
-        def critique(critic: str, author: str) -> Callable[[], Awaitable[AgentReply]]:
-            req = CritiqueRequest(task=task, round=r, author_id=author, proposal=self.current[author].content,
-                                  feedback=self._shown(author), sampling=self.request.sampling,
-                                  layout=cfg.prompt_layout)
-            return lambda: self.pool.call(critic, "critique", req, max_tokens=cfg.critique_max_tokens)
-
-        pairs = review_pairs(list(self.live), cfg.topology)
-        order = {a: i for i, a in enumerate(self.live)}
+        last = cfg.rounds if last is None else last
+        loop = asyncio.get_running_loop()
+        agents = list(self.live)
+        order = {a: i for i, a in enumerate(agents)}
+        pairs = review_pairs(agents, cfg.topology)
         c0, p0, u0, f0 = (len(self.record.critiques), len(self.record.proposals), len(self.record.usage),
                           len(self.record.failures))
-        go: list[bool] = [] if with_drafts else [True]  # [whether the round happens], once known
-        opened = asyncio.Event()
-        if go:
-            opened.set()
-        drafting = set(self.live) if with_drafts else set()
-        if with_drafts:
-            self._held = []
-        drafts_timed: list[bool] = []
+        base = first - 1  # the round whose outputs the first review round starts from
+        rounds = range(base, last + 1)
+        out: dict[int, dict[str, asyncio.Future[bool]]] = {k: {a: loop.create_future() for a in agents}
+                                                            for k in rounds}
+        pending = {k: set(agents) for k in rounds}
+        go: dict[int, asyncio.Future[bool]] = {k: loop.create_future() for k in range(first, last + 1)}
+        spans: dict[tuple[str, int], list[tuple[float, float]]] = {}
+        clocks: dict[tuple[str, int], float] = {}  # each stage's clock starts with its first call
+        timed: set[int] = set() if with_drafts else {base}  # a resume's base round is checkpointed already
+        kept: dict[int, list[str]] = {}
 
-        def time_drafts() -> None:
-            if not drafts_timed:
-                drafts_timed.append(True)
-                self.record.timings.append(PhaseTiming(phase="generate", round=0,
-                                                       wall_ms=_busy_s(spans["generate"]) * 1000))
-                if spans["check0"]:
-                    self.record.timings.append(PhaseTiming(phase="check", round=0,
-                                                           wall_ms=_busy_s(spans["check0"]) * 1000))
+        def span(stage: str, k: int) -> list[tuple[float, float]]:
+            return spans.setdefault((stage, k), [])
 
-        def drafted(a: str) -> None:
-            """A draft ended (made or failed): maybe the round is now known to happen, or not."""
-            drafting.discard(a)
-            if not go:
-                if not drafting and (len(self.live) < 2 or self._stops_early()):
-                    go.append(False)
-                elif not drafting or not self._may_stop_early():
-                    go.append(True)
-                if go:
-                    opened.set()
-            if not drafting:
-                time_drafts()
-                self._checkpoint_drafts(order, u0, f0)
+        def deadline(stage: str, k: int) -> float:
+            return clocks.setdefault((stage, k), time.perf_counter() + cfg.timeouts.stage_s)
 
-        async def draft(a: str) -> bool:
+        def time_round(k: int) -> None:
+            if k in timed:
+                return
+            timed.add(k)
+            stages = ("generate", "check") if k == 0 else ("critique", "revise", "check")
+            for stage in stages:
+                if spans.get((stage, k)) or stage != "check":
+                    self.record.timings.append(  # type: ignore[arg-type]
+                        PhaseTiming(phase=stage, round=k, wall_ms=_busy_s(span(stage, k)) * 1000))
+
+        def decide(k: int) -> None:
+            """Round k happens or not, once round k-1's outputs tell (see the docstring)."""
+            if k > last or go[k].done():
+                return
+            if not pending[k - 1]:
+                if len(self.live) < 2:
+                    self._note(f"round {k}: skipped review, fewer than 2 live agents", k)
+                elif self._stops_early():
+                    self._note(f"early stop: every live proposal passes all visible tests after "
+                               f"{'the drafts' if k == 1 else f'round {k - 1}'}; rounds {k}..{last} skipped", k)
+                else:
+                    go[k].set_result(True)
+                    return
+                for j in range(k, last + 1):
+                    go[j].set_result(False)
+            elif not self._may_stop_early([a for a in agents if a not in pending[k - 1]]):
+                go[k].set_result(True)
+
+        def settle(a: str, k: int, ok: bool) -> None:
+            """a's output of round k is final (ok), or a is out (not ok): then of every later round too."""
+            for j in range(k, last + 1 if ok is False else k + 1):
+                if a in pending[j]:
+                    pending[j].discard(a)
+                    out[j][a].set_result(ok)
+            for j in range(k, last + 1):
+                decide(j + 1)
+                if pending[j] or j in timed or not (j == 0 or (go[j].done() and go[j].result())):
+                    break
+                if kept.get(j):
+                    self._note(f"round {j}: {kept[j]} received no critique and keep their proposal", j)
+                time_round(j)
+                self._checkpoint_upto(j, order, pairs, c0, p0, u0, f0)
+
+        async def draft(a: str) -> None:
             gen = GenerateRequest(task=task, sampling=self.request.sampling, layout=cfg.prompt_layout)
             reply = await self._call("generate", 0, a, lambda: self.pool.call(a, "generate", gen),
-                                     deadline("generate"), spans["generate"])
+                                     deadline("generate", 0), span("generate", 0))
             if reply is None:
                 self._check_quorum("generate")
             else:
-                await self._add_checked(0, a, reply, spans["check0"])
-            drafted(a)
-            return reply is not None
+                await self._add_checked(0, a, reply, span("check", 0))
+            settle(a, 0, reply is not None)
 
-        drafts = {a: asyncio.create_task(draft(a)) for a in drafting}
+        async def ready(a: str, k: int) -> bool:
+            """a's proposal of round k-1 is final and round k happens."""
+            return await out[k - 1][a] and await go[k]
 
-        async def ready(author: str) -> bool:
-            """The author's proposal exists and the round happens."""
-            if author in drafts and not await drafts[author]:
-                return False
-            await opened.wait()
-            return go[0]
-
-        async def review(critic: str, author: str) -> AgentReply | None:
-            # The critic too must have drafted: an agent whose draft failed is out before it reviews
-            # (as with a barrier), so a failed agent is one failure in the record, not one per call.
-            if not await ready(author) or not await ready(critic) or critic not in self.live:
+        async def review(critic: str, author: str, k: int) -> AgentReply | None:
+            if not await ready(author, k) or not await ready(critic, k) or critic not in self.live:
                 return None
-            return await self._call("critique", r, critic, critique(critic, author), deadline("critique"),
-                                    spans["critique"])
+            req = CritiqueRequest(task=task, round=k, author_id=author, proposal=self.current[author].content,
+                                  feedback=self._shown(author), sampling=self.request.sampling,
+                                  layout=cfg.prompt_layout)
+            return await self._call("critique", k, critic,
+                                    lambda: self.pool.call(critic, "critique", req,
+                                                           max_tokens=cfg.critique_max_tokens),
+                                    deadline("critique", k), span("critique", k))
 
-        reviews = {pair: asyncio.create_task(review(*pair)) for pair in pairs}
+        reviews = {(c, a, k): asyncio.create_task(review(c, a, k)) for k in range(first, last + 1) for c, a in pairs}
 
         async def author_flow(a: str) -> None:
-            if not await ready(a):
-                return
-            received: list[ReceivedCritique] = []
-            for (critic, author), pending in reviews.items():
-                if author != a:
+            for k in range(first, last + 1):
+                if not await out[k - 1][a]:
+                    return
+                if not await go[k]:
+                    return
+                received: list[ReceivedCritique] = []
+                for critic, author in pairs:
+                    if author != a or (reply := await reviews[(critic, a, k)]) is None:
+                        continue
+                    c = Critique(critic_id=critic, author_id=a, round=k, content=reply.content, usage=reply.usage)
+                    self.record.critiques.append(c)
+                    self._emit("critique", c)
+                    received.append(ReceivedCritique(critic_id=critic, content=reply.content))
+                self._check_quorum(f"critique round {k}", k)
+                if a not in self.live:  # one of its own calls failed meanwhile: it is out
+                    settle(a, k, False)
+                    return
+                # An author revises with the critiques it received and what its code did; one with
+                # neither keeps its proposal.
+                if not received and not _worth_revising(self._shown(a)):
+                    kept.setdefault(k, []).append(a)
+                    settle(a, k, True)
                     continue
-                reply = await pending
+                req = ReviseRequest(task=task, round=k, proposal=self.current[a].content, critiques=received,
+                                    feedback=self._shown(a), sampling=self.request.sampling,
+                                    layout=cfg.prompt_layout)
+                reply = await self._call("revise", k, a, lambda req=req: self.pool.call(a, "revise", req),
+                                         deadline("revise", k), span("revise", k))
+                if reply is not None:
+                    await self._add_checked(k, a, reply, span("check", k))
+                settle(a, k, reply is not None)
                 if reply is None:
-                    continue
-                c = Critique(critic_id=critic, author_id=a, round=r, content=reply.content, usage=reply.usage)
-                self.record.critiques.append(c)
-                self._emit("critique", c)
-                received.append(ReceivedCritique(critic_id=critic, content=reply.content))
-            self._check_quorum(f"critique round {r}")
-            if a not in self.live:  # its own call failed meanwhile: it is out, nothing to revise
-                return
-            # An author revises with the critiques it received and what its code did; one with neither keeps it.
-            if not received and not _worth_revising(self._shown(a)):
-                kept.append(a)
-                return
-            req = ReviseRequest(task=task, round=r, proposal=self.current[a].content, critiques=received,
-                                feedback=self._shown(a), sampling=self.request.sampling, layout=cfg.prompt_layout)
-            reply = await self._call("revise", r, a, lambda: self.pool.call(a, "revise", req), deadline("revise"),
-                                     spans["revise"])
-            if reply is None:
-                return
-            await self._add_checked(r, a, reply, spans["check"])
+                    return
 
-        flows = [asyncio.create_task(author_flow(a)) for a in list(self.live)]
-        everything = [*drafts.values(), *reviews.values(), *flows]
+        self._held = []
+        drafts = [asyncio.create_task(draft(a)) for a in agents] if with_drafts else []
+        if not with_drafts:
+            for a in agents:
+                settle(a, base, True)
+        flows = [asyncio.create_task(author_flow(a)) for a in agents]
+        everything = [*drafts, *reviews.values(), *flows]
         try:
-            done, _ = await asyncio.wait(flows, return_when=asyncio.FIRST_EXCEPTION)
-            for t in done:  # a lost quorum (or a bug) ends the round: the first one is raised
-                if t.cancelled():
-                    raise asyncio.CancelledError("a review call was cancelled from outside")
-                if t.exception() is not None:
-                    raise t.exception()
+            # A lost quorum (or a bug) ends the rounds, as does a call cancelled from outside; the
+            # drafts are watched too (a failed draft can lose the quorum, and others wait for it).
+            waiting: set[asyncio.Task] = {*drafts, *flows}
+            while waiting:
+                done, waiting = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+                for t in done:
+                    if t.cancelled():
+                        raise asyncio.CancelledError("a review call was cancelled from outside")
+                    if t.exception() is not None:
+                        raise t.exception()  # type: ignore[misc]
         finally:
             for t in everything:
                 t.cancel()
             await asyncio.gather(*everything, return_exceptions=True)
-            if with_drafts:
-                time_drafts()  # (a failed or cancelled run's record says how long its drafts ran too)
-                self._release()
-            # The record lists the round's outputs in council order whatever order they finished in
+            # (a failed or cancelled run's record says how long its rounds ran too)
+            for k in rounds:
+                if (k == 0 and with_drafts) or (k >= first and go[k].done() and go[k].result()):
+                    time_round(k)
+            self._release(everything=True)
+            # The record lists each round's outputs in council order whatever order they finished in
             # (events went out as they came): same seeds, same record.
-            r_ = self.record
-            r_.critiques[c0:] = sorted(r_.critiques[c0:], key=lambda c: pairs.index((c.critic_id, c.author_id)))
-            r_.proposals[p0:] = sorted(r_.proposals[p0:], key=lambda p: (p.round, order[p.author_id]))
-            r_.usage[u0:] = sorted(r_.usage[u0:], key=_in_order(order))
-            if go and go[0]:
-                for stage in ("critique", "revise", "check"):
-                    if spans[stage] or stage != "check":
-                        self.record.timings.append(  # type: ignore[arg-type]
-                            PhaseTiming(phase=stage, round=r, wall_ms=_busy_s(spans[stage]) * 1000))
-        if not go[0]:
-            return False
-        if kept:
-            self.record.notes.append(f"round {r}: {kept} received no critique and keep their proposal")
-        self._check_quorum(f"revise round {r}")
-        return True
+            _in_council_order(self.record, order, pairs, c0, p0, u0)
+        ran = [k for k in range(first, last + 1) if go[k].done() and go[k].result()]
+        if ran:
+            self._check_quorum(f"revise round {ran[-1]}")
 
-    def _checkpoint_drafts(self, order: dict[str, int], u0: int, f0: int) -> None:
-        """Checkpoint round 0 once every draft is in, while round 1 may already run: the record as
-        it would have been had round 1 not started (its critiques, revisions and failures left out)."""
+    def _checkpoint_upto(self, k: int, order: dict[str, int], pairs: list[tuple[str, str]],
+                         c0: int, p0: int, u0: int, f0: int) -> None:
+        """Checkpoint round k once every output of it is in, while later rounds may already run: the
+        record as it would have been had they not started."""
         record = self.record.model_copy(deep=True)
-        record.proposals = sorted((p for p in record.proposals if p.round == 0), key=lambda p: order[p.author_id])
-        record.critiques = [c for c in record.critiques if c.round == 0]
-        record.usage[u0:] = sorted((u for u in record.usage[u0:] if u.stage == "generate"), key=_in_order(order))
-        record.failures[f0:] = [f for f in record.failures[f0:] if f.stage == "generate"]
+        record.proposals[p0:] = [p for p in record.proposals[p0:] if p.round <= k]
+        record.critiques[c0:] = [c for c in record.critiques[c0:] if c.round <= k]
+        record.usage[u0:] = [u for u in record.usage[u0:] if u.round <= k]
+        record.failures[f0:] = [f for f in record.failures[f0:] if f.round <= k]
+        record.notes = [n for i, n in enumerate(record.notes) if self._note_round.get(i, 0) <= k]
+        _in_council_order(record, order, pairs, c0, p0, u0)
         failed = record.failed_agents()
         record.status = "degraded" if failed & {a.agent_id for a in self.council.agents} else "completed"
         live = [a for a in order if a not in failed and any(p.author_id == a for p in record.proposals)]
-        self.done_round = 0
+        self.done_round = k
         if self._on_checkpoint is not None:
-            self._on_checkpoint(Checkpoint(round=0, live=live, record=record))
+            self._on_checkpoint(Checkpoint(round=k, live=live, record=record))
         self._release()
 
     async def _score_and_select(self, finals: dict[str, str]) -> None:
@@ -580,10 +623,17 @@ async def _timed(fn: Callable[[], Awaitable[Any]]) -> tuple[Any, float, float]:
     return reply, t0, time.perf_counter()
 
 
-def _in_order(order: dict[str, int]) -> Callable[[Any], tuple]:
-    """Sort key of a round's usage: drafts, then critiques, then revisions; each in council order."""
+def _in_council_order(record: DeliberationRecord, order: dict[str, int], pairs: list[tuple[str, str]],
+                      c0: int, p0: int, u0: int) -> None:
+    """Sort what review rounds added to the record (from these offsets) into council order: by round,
+    then drafts, critiques (in pair order), revisions, each in council order."""
     stages = {"generate": 0, "critique": 1, "revise": 2}
-    return lambda u: (stages.get(u.stage, 3), order.get(u.agent_id, -1), u.start_ms or 0.0)
+    pair = {p: i for i, p in enumerate(pairs)}
+    record.critiques[c0:] = sorted(record.critiques[c0:], key=lambda c: (c.round, pair.get((c.critic_id, c.author_id),
+                                                                                             len(pair))))
+    record.proposals[p0:] = sorted(record.proposals[p0:], key=lambda p: (p.round, order.get(p.author_id, -1)))
+    record.usage[u0:] = sorted(record.usage[u0:], key=lambda u: (u.round, stages.get(u.stage, 3),
+                                                                 order.get(u.agent_id, -1), u.start_ms or 0.0))
 
 
 def _busy_s(spans: list[tuple[float, float]]) -> float:
