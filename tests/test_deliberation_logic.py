@@ -93,6 +93,17 @@ async def test_persona_first_layout_keeps_the_persona_as_the_system_message():
         assert call.messages[1].content.startswith(d.request.task.render())
 
 
+async def test_fake_engine_jitter_spreads_calls_and_repeats_each_one():
+    from fleet.engine.fake import _digest
+
+    engine = FakeEngine(FakeEngineConfig(latency_s=0.5, latency_jitter_s=1.0, agent_latency_s={"slow": 2.0}))
+    delays = [engine.delay_s("a", _digest(seed)) for seed in range(200)]
+    assert all(0.5 <= d < 1.5 for d in delays) and min(delays) < 0.6 and max(delays) > 1.4
+    assert [engine.delay_s("a", _digest(seed)) for seed in range(200)] == delays  # the same call, the same sleep
+    assert engine.delay_s("slow", _digest(0)) == delays[0] + 2.0
+    assert FakeEngine(FakeEngineConfig(latency_s=0.5)).delay_s("a", _digest(7)) == 0.5  # no jitter by default
+
+
 async def test_fake_engine_prefix_cache_reuses_finished_blocks_only():
     from fleet.engine.protocol import ChatMessage, ChatRequest
 

@@ -25,6 +25,9 @@ class FakeEngineConfig(StrictModel):
     latency_s: float = Field(default=0.0, ge=0.0, description="sleep per call (concurrency tests)")
     agent_latency_s: dict[str, float] = Field(default_factory=dict, description="extra sleep per call of these "
                                               "agents (pipelining tests)")
+    latency_jitter_s: float = Field(default=0.0, ge=0.0, description="extra sleep per call, in [0, jitter) by a "
+                                    "hash of the call (its seed, prompt, tags): calls differ as real ones do in "
+                                    "length, and the same call sleeps the same in every run")
     fail_agents: list[str] = Field(default_factory=list, description="calls tagged with these agents fail")
     fail_stages: list[str] = Field(default_factory=list, description="calls of these stages fail")
     fingerprint: str = Field(default="fleet-fake", description="reported as ChatResult.served_by")

@@ -64,18 +64,23 @@ class FakeEngine(EngineClient):
             n += self.config.prefix_block
         return n
 
+    def delay_s(self, agent: str, call_hash: int) -> float:
+        """How long a call sleeps: the fixed latency, the agent's extra, and the call's jitter."""
+        c = self.config
+        return c.latency_s + c.agent_latency_s.get(agent, 0.0) + c.latency_jitter_s * (call_hash % 1000) / 1000
+
     async def chat(self, request: ChatRequest) -> ChatResult:
         self.calls.append(request)
         start = time.perf_counter()
         prompt = [(m.role, w) for m in request.messages for w in m.content.split()]
         cached = self._cached(prompt)
         agent, stage = request.tags.get("agent_id", ""), request.tags.get("stage", "")
-        delay = self.config.latency_s + self.config.agent_latency_s.get(agent, 0.0)
+        h = _digest(request.seed, [(m.role, m.content) for m in request.messages], sorted(request.tags.items()))
+        delay = self.delay_s(agent, h)
         if delay:
             await asyncio.sleep(delay)
         if agent in self.config.fail_agents or stage in self.config.fail_stages:
             raise EngineError(f"fake engine: injected failure for agent={agent!r} stage={stage!r}")
-        h = _digest(request.seed, [(m.role, m.content) for m in request.messages], sorted(request.tags.items()))
         text = self._json(request.json_schema, h) if request.json_schema else self._prose(request, h)
         words = text.split(" ")
         if request.ignore_eos and len(words) < request.max_tokens:
