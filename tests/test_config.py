@@ -311,3 +311,13 @@ def test_the_replica_answers_agents_in_plain_data_with_the_cached_prompt_tokens(
         serve_llm._to_result(serve_llm.wire_reply([]), 1.0)
     with pytest.raises(EngineDeadError):
         serve_llm._to_result({"error": "EngineDeadError: EngineCore encountered an issue"}, 1.0)
+
+
+def test_dataflow_is_also_read_under_its_old_name():
+    """Records stored before the rename carry `overlap_drafts`; they still load, and say `dataflow` from then on."""
+    old = DeliberationConfig.model_validate({"rounds": 2, "overlap_drafts": False})
+    assert old.dataflow is False and "overlap_drafts" not in old.model_dump()
+    assert DeliberationConfig.model_validate_json(old.model_dump_json()).dataflow is False
+    assert DeliberationConfig().dataflow is True
+    with pytest.raises(ValueError, match="overlap"):
+        DeliberationConfig.model_validate({"overlap": False})  # anything else unknown is still refused
