@@ -365,7 +365,7 @@ class Deliberation:
             await self._review_rounds(r, last=r)  # (checkpoints round r)
 
     async def _review_rounds(self, first: int, with_drafts: bool = False, last: int | None = None) -> None:
-        """Review rounds `first`..`rounds` as a dataflow (`config.dataflow`): a critique of round k
+        """Review rounds `first`..`last` (default: the config's `rounds`) as a dataflow: a critique of round k
         starts as soon as the proposal it reviews and its critic's own are final for round k-1 (the
         critic's own: an agent whose last step failed is out before it reviews, as with a barrier, so
         a failed agent is one failure in the record), an author revises as soon as its own critiques
