@@ -40,7 +40,9 @@ async def run(args: argparse.Namespace) -> None:
     try:
         await fleet.deliberate(task, role="DEV", num_agents=args.agents, rounds=0, judge=False)  # warm: actors up
         for i in range(args.repeat * 2):
-            overlap = i % 2 == 0
+            # ABBA order (dataflow, barrier, barrier, dataflow, ...): a machine that speeds up or slows down
+            # from run to run favours neither side
+            overlap = i % 4 in (0, 3)
             cfg = DeliberationConfig(rounds=1, judge=False, architect=False, early_stop=False, dataflow=overlap)
             record = await fleet.deliberate(task, role="DEV", num_agents=args.agents, config=cfg)
             walls[overlap].append(drafts_to_revisions_s(record))
