@@ -354,17 +354,10 @@ class Deliberation:
             self._check_quorum("generate")
             self._checkpoint(0)
         for r in range(self.done_round + 1, self.cfg.rounds + 1):
-            if len(self.live) < 2:
-                self.record.notes.append(f"round {r}: skipped review, fewer than 2 live agents")
+            if not await self._review_rounds(r, last=r):  # (it decides whether round r happens, and notes why not)
                 break
-            if self._stops_early():
-                self.record.notes.append(f"early stop: every live proposal passes all visible tests after "
-                                         f"{'the drafts' if r == 1 else f'round {r - 1}'}; rounds {r}.."
-                                         f"{self.cfg.rounds} skipped")
-                break
-            await self._review_rounds(r, last=r)  # (checkpoints round r)
 
-    async def _review_rounds(self, first: int, with_drafts: bool = False, last: int | None = None) -> None:
+    async def _review_rounds(self, first: int, with_drafts: bool = False, last: int | None = None) -> list[int]:
         """Review rounds `first`..`last` (default: the config's `rounds`) as a dataflow: a critique of round k
         starts as soon as the proposal it reviews and its critic's own are final for round k-1 (the
         critic's own: an agent whose last step failed is out before it reviews, as with a barrier, so
@@ -382,7 +375,8 @@ class Deliberation:
         When every output of round k is in, round k is checkpointed: the record as a barrier would have
         it after round k (later rounds' critiques, revisions, usage, failures and notes left out), and
         the events of round k+1 are held back until then, so the events before a checkpoint are
-        exactly those of its record (a resume drops the later ones and runs them again)."""
+        exactly those of its record (a resume drops the later ones and runs them again). Returns the
+        rounds that ran."""
         task, cfg = self.request.task, self.cfg
         last = cfg.rounds if last is None else last
         loop = asyncio.get_running_loop()
@@ -401,6 +395,9 @@ class Deliberation:
         clocks: dict[tuple[str, int], float] = {}  # each stage's clock starts with its first call
         timed: set[int] = set() if with_drafts else {base}  # a resume's base round is checkpointed already
         kept: dict[int, list[str]] = {}
+
+        def happens(k: int) -> bool:
+            return go[k].done() and go[k].result()
 
         def span(stage: str, k: int) -> list[tuple[float, float]]:
             return spans.setdefault((stage, k), [])
@@ -427,7 +424,8 @@ class Deliberation:
                     self._note(f"round {k}: skipped review, fewer than 2 live agents", k)
                 elif self._stops_early():
                     self._note(f"early stop: every live proposal passes all visible tests after "
-                               f"{'the drafts' if k == 1 else f'round {k - 1}'}; rounds {k}..{last} skipped", k)
+                               f"{'the drafts' if k == 1 else f'round {k - 1}'}; rounds {k}..{cfg.rounds} skipped",
+                               k)
                 else:
                     go[k].set_result(True)
                     return
@@ -444,7 +442,7 @@ class Deliberation:
                     out[j][a].set_result(ok)
             for j in range(k, last + 1):
                 decide(j + 1)
-                if pending[j] or j in timed or not (j == 0 or (go[j].done() and go[j].result())):
+                if pending[j] or j in timed or not (j == 0 or happens(j)):
                     break
                 if kept.get(j):
                     self._note(f"round {j}: {kept[j]} received no critique and keep their proposal", j)
@@ -480,9 +478,7 @@ class Deliberation:
 
         async def author_flow(a: str) -> None:
             for k in range(first, last + 1):
-                if not await out[k - 1][a]:
-                    return
-                if not await go[k]:
+                if not await ready(a, k):
                     return
                 received: list[ReceivedCritique] = []
                 for critic, author in pairs:
@@ -537,15 +533,16 @@ class Deliberation:
             await asyncio.gather(*everything, return_exceptions=True)
             # (a failed or cancelled run's record says how long its rounds ran too)
             for k in rounds:
-                if (k == 0 and with_drafts) or (k >= first and go[k].done() and go[k].result()):
+                if (k == 0 and with_drafts) or (k >= first and happens(k)):
                     time_round(k)
             self._release(everything=True)
             # The record lists each round's outputs in council order whatever order they finished in
             # (events went out as they came): same seeds, same record.
             _in_council_order(self.record, order, pairs, c0, p0, u0)
-        ran = [k for k in range(first, last + 1) if go[k].done() and go[k].result()]
+        ran = [k for k in range(first, last + 1) if happens(k)]
         if ran:
             self._check_quorum(f"revise round {ran[-1]}")
+        return ran
 
     def _checkpoint_upto(self, k: int, order: dict[str, int], pairs: list[tuple[str, str]],
                          c0: int, p0: int, u0: int, f0: int) -> None:
