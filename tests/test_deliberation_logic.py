@@ -420,6 +420,19 @@ async def test_an_agent_can_be_a_round_ahead_of_a_slower_one_and_each_rounds_che
     assert [c.content for c in barrier.critiques] == [c.content for c in record.critiques]
 
 
+async def test_agents_dropping_out_do_not_open_a_round_the_barrier_would_skip():
+    # Two of three drafts fail (quorum 1): one agent is left, so no review round happens, with or
+    # without dataflow, and the notes say so the same way.
+    notes = {}
+    for dataflow in (True, False):
+        engine = FakeEngine(FakeEngineConfig(fail_agents=["agent-dev-002", "agent-dev-003"]))
+        d, _ = local_deliberation(n=3, rounds=2, engine=engine, quorum=1, dataflow=dataflow)
+        record = await d.run()
+        assert "critique" not in stage_counts(engine) and "revise" not in stage_counts(engine)
+        notes[dataflow] = [n for n in record.notes if n.startswith("round")]
+    assert notes[True] == notes[False] == ["round 1: skipped review, fewer than 2 live agents"]
+
+
 async def test_no_critique_starts_while_every_draft_so_far_passes_its_visible_tests():
     passing = ("import solution\n\n\ndef test_defines_something():\n"
                "    assert [n for n in dir(solution) if n[0] != '_']\n")

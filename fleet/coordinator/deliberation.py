@@ -431,7 +431,9 @@ class Deliberation:
                     return
                 for j in range(k, last + 1):
                     go[j].set_result(False)
-            elif not self._may_stop_early([a for a in agents if a not in pending[k - 1]]):
+            elif (settled := [a for a in agents if a not in pending[k - 1] and a in self.live]) \
+                    and not self._may_stop_early(settled):
+                # (on an output that is in: an agent dropping out says nothing about the round)
                 go[k].set_result(True)
 
         def settle(a: str, k: int, ok: bool) -> None:
