@@ -30,7 +30,7 @@ def _one(model: str, sched: str, prompts: int, max_tokens: int) -> dict:
     spec = EngineSpec(model_id=model, max_model_len=2048)
     kwargs = {"fleet": spec.cpu_scheduler_kwargs(),
               "chunked-256": {"enable_chunked_prefill": True, "max_num_batched_tokens": 256}}.get(sched, {})
-    llm = LLM(model=str(prepare_model(model)), dtype=spec.dtype, max_model_len=spec.max_model_len,
+    llm = LLM(model=str(prepare_model(model, spec.weights_dtype)), dtype=spec.dtype, max_model_len=spec.max_model_len,
               enforce_eager=True, distributed_executor_backend="uni", **kwargs)
     text = "Review this login handler for rate limiting, input validation, logging and error handling. " * 28
     batch = [f"Request {i}. {text}" for i in range(prompts)]

@@ -80,6 +80,8 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--verbose", action="store_true", help="stream Ray actor and engine logs")
     m = sub.add_parser("prepare-model", help="convert embedded GGUF models into vLLM-loadable folders (once)")
     m.add_argument("--model", default="all", help=f"{' or '.join(MODEL_NAMES)}, or all")
+    m.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16"],
+                   help="the dtype to store (auto: the one the engine picks on this CPU)")
     return p
 
 
@@ -208,11 +210,14 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "prepare-model":
+            from fleet.config.engine import EngineSpec
             from fleet.engine.model_prep import prepare_model
 
             names = sorted(EMBEDDED_MODELS) if args.model == "all" else [_model_id(args.model)]
+            spec = EngineSpec(dtype=args.dtype)
+            print(f"dtype {spec.weights_dtype}: {spec.dtype_reason}")
             for name in names:
-                print(name, prepare_model(name))
+                print(name, prepare_model(name, spec.weights_dtype))
             return 0
         # The one asyncio.run in fleet: this is the synchronous outermost edge.
         if args.command == "eval":

@@ -84,7 +84,7 @@ def resolve_model_source(engine: EngineSpec) -> str | None:
     if engine.model_id in EMBEDDED_MODELS:
         from fleet.engine.model_prep import prepare_model
 
-        return str(prepare_model(engine.model_id, engine.dtype))
+        return str(prepare_model(engine.model_id, engine.weights_dtype))
     raise EngineNotReadyError(f"model {engine.model_id!r} has no model_source")
 
 

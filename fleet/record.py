@@ -14,6 +14,7 @@ from pydantic import Field
 from fleet.config._base import StrictModel
 from fleet.config.council import CouncilSpec
 from fleet.config.deliberation import DeliberationConfig, SamplingOverride
+from fleet.config.engine import EngineInfo
 from fleet.config.task import Task
 from fleet.messages import CallUsage, ExecutionFeedback, Stage
 
@@ -152,6 +153,7 @@ class DeliberationRecord(StrictModel):
     timings: list[PhaseTiming] = Field(default_factory=list)
     usage: list[CallUsage] = Field(default_factory=list, description="one entry per engine call")
     tokens: TokenTotals = Field(default_factory=TokenTotals)
+    engine: EngineInfo | None = Field(default=None, description="the engine the calls ran on (older records: None)")
     notes: list[str] = Field(default_factory=list, description="what the coordinator decided and why")
     started_at: datetime
     duration_ms: float = 0.0

@@ -80,6 +80,10 @@ def render(record: DeliberationRecord, engine_ready_s: float = 0.0, full: bool =
     rate = tok.completion_tokens / secs if secs else 0.0
     out.append(f"tokens: {tok.calls} calls, {tok.prompt_tokens} prompt + {tok.completion_tokens} completion "
                f"({rate:.1f} completion tok/s over the deliberation{tok.cache_text()})")
+    if record.engine is not None:
+        eng = record.engine
+        out.append(f"engine: {eng.model} ({eng.kind}), {eng.dtype}, {'compiled' if eng.compiled else 'eager'}"
+                   + (f"; {eng.dtype_reason}" if eng.dtype_reason else ""))
     return "\n".join(out)
 
 

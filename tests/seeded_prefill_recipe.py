@@ -33,8 +33,8 @@ def main(mode: str) -> None:
     spec = EngineSpec(model_id=SMOL_MODEL_ID, max_model_len=2048)
     sched = ({"enable_chunked_prefill": True, "max_num_batched_tokens": 256} if mode == "old"
              else spec.cpu_scheduler_kwargs())
-    llm = LLM(model=str(prepare_model(SMOL_MODEL_ID)), dtype=spec.dtype, max_model_len=spec.max_model_len,
-              enforce_eager=True, distributed_executor_backend="uni", **sched)
+    llm = LLM(model=str(prepare_model(SMOL_MODEL_ID, spec.weights_dtype)), dtype=spec.dtype,
+              max_model_len=spec.max_model_len, enforce_eager=True, distributed_executor_backend="uni", **sched)
     params = [SamplingParams(temperature=0.7, seed=1000 + i, max_tokens=8) for i in range(6)]
     try:
         outs = llm.generate(prompts(), params, use_tqdm=False)

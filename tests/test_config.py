@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from pydantic import ValidationError
 
 from fleet import CouncilSpec, FleetConfig, InvalidRequestError, NotFoundError, Rubric, Task
 from fleet.config.deliberation import DeliberationConfig, DeliberationRequest
@@ -321,3 +322,60 @@ def test_dataflow_is_also_read_under_its_old_name():
     assert DeliberationConfig().dataflow is True
     with pytest.raises(ValueError, match="overlap"):
         DeliberationConfig.model_validate({"overlap": False})  # anything else unknown is still refused
+
+
+ZEN4_FLAGS = "fpu sse avx2 fma avx512f avx512bw avx512_bf16 avx512_vnni"  # the AMD EPYC these notes name
+XEON_AVX2_FLAGS = "fpu sse avx2 fma f16c"  # an AVX2-only Xeon
+
+
+@pytest.mark.parametrize(("flags", "dtype", "why"), [
+    (ZEN4_FLAGS, "bfloat16", "avx512_bf16"),
+    ("fpu avx2 avx512f amx_bf16 amx_tile", "bfloat16", "amx_bf16"),
+    (XEON_AVX2_FLAGS, "float32", "no avx512_bf16"),
+    ("fpu avx2 avx512f avx512_vnni", "float32", "no avx512_bf16"),  # AVX512 without bf16 is not enough
+])
+def test_auto_dtype_follows_the_cpus_bf16_flags(tmp_path, monkeypatch, flags, dtype, why):
+    from fleet.config import engine as engine_mod
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor\t: 0\nmodel name\t: Test CPU\nflags\t\t: {flags}\n\nprocessor\t: 1\n")
+    assert engine_mod.cpu_flags(cpuinfo) == frozenset(flags.split())
+    real = engine_mod.cpu_flags
+    monkeypatch.setattr(engine_mod, "cpu_flags", lambda: real(cpuinfo))
+    spec = EngineSpec()  # dtype defaults to auto
+    assert spec.dtype == dtype and why in spec.dtype_reason
+    assert spec.weights_dtype == dtype  # the embedded model is converted in the dtype the engine runs
+    assert spec.info().dtype == dtype and spec.info().compiled is False
+    # parsed once at the edge: the resolved spec travels as is, whatever CPU re-reads it
+    monkeypatch.setattr(engine_mod, "cpu_flags", lambda: frozenset())
+    again = EngineSpec.model_validate(spec.model_dump())
+    assert (again.dtype, again.dtype_reason) == (spec.dtype, spec.dtype_reason)
+
+
+def test_an_explicit_dtype_is_honoured_whatever_the_cpu(monkeypatch):
+    from fleet.config import engine as engine_mod
+
+    monkeypatch.setattr(engine_mod, "cpu_flags", lambda: frozenset(ZEN4_FLAGS.split()))
+    spec = EngineSpec(dtype="float32")
+    assert (spec.dtype, spec.dtype_reason) == ("float32", "set in the config")
+    monkeypatch.setattr(engine_mod, "cpu_flags", lambda: frozenset(XEON_AVX2_FLAGS.split()))
+    assert EngineSpec(dtype="bfloat16").dtype == "bfloat16"
+    with pytest.raises(ValidationError):
+        EngineSpec(dtype="int3")
+    gpu = EngineSpec(accelerator="gpu", model_id="m", model_source="/m")
+    assert gpu.dtype == "auto" and "GPU" in gpu.dtype_reason and gpu.info().compiled
+    assert EngineSpec(kind="fake").info().dtype == "auto"  # nothing to resolve without a model
+
+
+def test_cpu_flags_without_proc_cpuinfo_is_empty(tmp_path):
+    from fleet.config.engine import cpu_flags
+
+    assert cpu_flags(tmp_path / "missing") == frozenset()
+
+
+def test_the_engine_runs_eagerly_on_the_cpu_unless_compile_is_set():
+    from fleet.engine.serve_llm import llm_config
+
+    assert llm_config(EngineSpec(), "/m").engine_kwargs["enforce_eager"] is True
+    assert "enforce_eager" not in llm_config(EngineSpec(compile=True), "/m").engine_kwargs
+    assert llm_config(EngineSpec(dtype="float32"), "/m").engine_kwargs["dtype"] == "float32"

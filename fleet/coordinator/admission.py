@@ -43,7 +43,7 @@ def engine_tokenizer(spec: EngineSpec) -> TokenCounter | None:
     elif spec.model_source is None:
         from fleet.engine.model_prep import prepared_folder
 
-        folder = prepared_folder(spec.model_id, spec.dtype)
+        folder = prepared_folder(spec.model_id, spec.weights_dtype)
     path = folder / "tokenizer.json" if folder is not None else None
     if path is None or not path.is_file():
         if spec.model_source is None or folder is not None:

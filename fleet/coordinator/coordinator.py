@@ -306,6 +306,7 @@ class Coordinator:
                 run = Deliberation(request, council, pool, RubricScorer(judge, request.config.sandbox), did,
                                    on_event=tracked.emit, architect_id=architect.agent_id if architect else None,
                                    checkpoint=checkpoint, on_checkpoint=saved)
+                run.record.engine = self.config.engine.info()
                 if replaced:
                     run.record.notes.append(f"the actors of {replaced} had died since their last call: "
                                             "they run in new actors")
@@ -472,7 +473,7 @@ class Coordinator:
             "agents_replaced": dict(self.replaced),
             "resumed": list(self.resumed),
             "prompt_check": self.prompt_check,
-            "engine": {"kind": self.config.engine.kind, "model": self.config.engine.model_id},
+            "engine": self.config.engine.info().model_dump(),
             "store": {"location": self.store.location if self.store else None,
                       "dialect": self.store.dialect if self.store else None, "errors": len(self.store_errors),
                       "last_error": self.store_errors[-1] if self.store_errors else None},
