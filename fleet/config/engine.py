@@ -159,6 +159,14 @@ class EngineSpec(StrictModel):
         "amx_bf16, else float32 (resolved when the spec is parsed; see dtype_reason); on a GPU the model's own"))
     dtype_reason: str | None = Field(default=None, description=(
         "why the engine runs `dtype`; filled in when the spec is parsed (not an input)"))
+    cpu_bind_threads: bool = Field(default=True, description=(
+        "CPU: pin each of the engine's OpenMP threads to one core (VLLM_CPU_OMP_THREADS_BIND=0-N); False: "
+        "'nobind', the OS places them. A pinned thread waits whenever another process (the sandbox, an agent) "
+        "runs on its core (bench/engine_start.py --contend)"))
+    in_process_worker: bool = Field(default=True, description=(
+        "CPU, one worker: run vLLM's model worker inside the engine-core process (vLLM's 'uni' executor) "
+        "instead of ray.serve.llm's separate worker process: one vLLM import fewer at every start "
+        "(bench/engine_start.py)"))
     preload: bool = Field(default=False, description=(
         "CPU: LD_PRELOAD tcmalloc and Intel OpenMP into the engine's processes where both are installed "
         "(vLLM's CPU guide; `cpu_preload`)"))
@@ -258,7 +266,7 @@ class EngineSpec(StrictModel):
             env |= {
                 "VLLM_CPU_KVCACHE_SPACE": f"{self.kv_cache_gib:g}",
                 # vLLM's CPU engine otherwise binds one core and reserves the rest.
-                "VLLM_CPU_OMP_THREADS_BIND": f"0-{threads - 1}",
+                "VLLM_CPU_OMP_THREADS_BIND": f"0-{threads - 1}" if self.cpu_bind_threads else "nobind",
                 "VLLM_CPU_NUM_OF_RESERVED_CPU": "0",
             }
             if self.preload and (libs := cpu_preload()):
