@@ -1,0 +1,42 @@
+"""`FleetBus`: the bus service as a Serve deployment of fleet's app (when the config has `nats`).
+
+One replica. Serve restarts it when its process dies or `check_health` fails (the supervisor loop in
+`service.py` ended, which it only does on a bug); the ingress holds its handle and shows `state()`
+in `/v1/status`. It reaches the coordinator like the ingress does (`Fleet.start(..., deploy=False,
+detached=True)`: the same named actor). What it leaves out: HTTP routes (it has none).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fleet.bus.service import BusService
+from fleet.config.fleet import FleetConfig
+from fleet.driver import Fleet
+
+
+class FleetBus:
+    async def __init__(self, fleet_config: dict[str, Any]) -> None:
+        """fleet_config: the app's FleetConfig as JSON, its `nats` secrets in clear (`NatsConfig.reveal`).
+        Async: Serve awaits it on the replica's event loop, where the service then runs."""
+        self.config = FleetConfig.model_validate(fleet_config)
+        if self.config.nats is None:
+            raise ValueError("FleetBus needs a config with a nats block")
+        self.service = BusService(self.config.nats, self._fleet)
+        self.service.start()
+
+    async def _fleet(self) -> Fleet:
+        return await Fleet.start(self.config, deploy=False, detached=True)
+
+    async def state(self) -> dict[str, Any]:
+        return await self.service.state()
+
+    async def check_health(self) -> None:
+        """Serve calls this every few seconds; raising makes it replace the replica."""
+        if not self.service.alive():
+            task = self.service.task
+            why = "cancelled" if task.cancelled() else repr(task.exception())
+            raise RuntimeError(f"the bus supervisor ended: {why}")
+
+    async def __del__(self) -> None:
+        await self.service.stop()
