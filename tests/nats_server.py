@@ -32,17 +32,19 @@ class NatsServer:
     """nats-server -js on 127.0.0.1:port with its store in `store`; stop() and start() again keep both,
     as a restarted server on the same host would."""
 
-    def __init__(self, port: int, store: Path) -> None:
-        self.port, self.store = port, store
+    def __init__(self, port: int, store: Path, token: str | None = None) -> None:
+        """token: clients must present it (`--auth`)."""
+        self.port, self.store, self.token = port, store, token
         self.url = f"nats://127.0.0.1:{port}"
         self.proc: subprocess.Popen | None = None
         self.log = store / "nats-server.log"
 
     def start(self, timeout_s: float = 15.0) -> None:
         self.store.mkdir(parents=True, exist_ok=True)
+        auth = ["--auth", self.token] if self.token else []
         self.proc = subprocess.Popen(
             [str(nats_server_binary()), "-js", "-a", "127.0.0.1", "-p", str(self.port), "-sd", str(self.store),
-             "-l", str(self.log)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+             "-l", str(self.log), *auth], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -79,7 +79,9 @@ class Client:
         self.config = config
 
     async def __aenter__(self) -> Client:
-        self.nc = await nats.connect(self.config.servers, max_reconnect_attempts=-1, reconnect_time_wait=0.2)
+        token = self.config.token.get_secret_value() if self.config.token else None
+        self.nc = await nats.connect(self.config.servers, max_reconnect_attempts=-1, reconnect_time_wait=0.2,
+                                     token=token)
         self.js = self.nc.jetstream()
         return self
 
@@ -294,3 +296,68 @@ async def test_a_full_queue_naks_with_a_delay_and_every_event_is_served_later(ra
     finally:
         await service.stop()
         await small.shutdown()
+
+
+async def test_the_serve_app_runs_the_consumer_shows_it_in_status_and_serve_restarts_it(serve_http, tmp_path):
+    """The whole app as `serve run serve_configs/cpu_nats.yaml` deploys it (the fake engine): the
+    `FleetBus` deployment consumes with a token the server requires, `/v1/status` shows its state with
+    the token redacted, and when its replica's process is killed Serve starts another that goes on."""
+    import httpx
+    import ray
+    from conftest import free_port
+    from nats_server import NatsServer
+    from ray import serve
+
+    from fleet.serve_app import build_app
+
+    token = "s3cret-bus-token"
+    server = NatsServer(free_port(), tmp_path / "jetstream", token=token)
+    server.start()
+    app, coordinator = "fleet-bus-app", "fleet-tests-bus-serve"
+    nats_block = {"servers": [server.url], "token": token, "ack_wait_s": 2.0, "nak_delay_s": 0.5,
+                  "public_url": f"{serve_http}/bus"}
+    args = {"engine": {"kind": "fake", "app_name": app, "fake": {"latency_s": 0.2}}, "coordinator_name": coordinator,
+            "nats": nats_block}
+    config = NatsConfig.model_validate(nats_block)
+
+    def named() -> list[str]:
+        return sorted(a["name"] for a in ray.util.list_named_actors(all_namespaces=True)
+                      if a["namespace"] == "serve" and app in a["name"] and "FleetBus" in a["name"])
+
+    async def replicas() -> list[str]:
+        return await asyncio.to_thread(named)
+
+    async def bus_state(http: httpx.AsyncClient) -> dict | None:
+        r = await http.get("/bus/v1/status")
+        bus = r.json().get("bus", {}) if r.status_code == 200 else {}
+        return bus if bus.get("connected") else None
+
+    await asyncio.to_thread(serve.run, build_app(args), name=app, route_prefix="/bus")
+    try:
+        async with httpx.AsyncClient(base_url=serve_http, timeout=30) as http, Client(config) as client:
+            state = await poll(lambda: bus_state(http), 60, 0.5)
+            assert state and state["running"] and state["config"]["token"] == "**********"
+            assert token not in (await http.get("/bus/v1/status")).text
+            await client.publish(plan("evt-app-1", ["DEV"]))
+            assert await poll(lambda: _completed(client, 1), 60)
+            [before] = await replicas()
+            ray.kill(await asyncio.to_thread(ray.get_actor, before, "serve"), no_restart=True)
+            assert await poll(lambda: _replaced(replicas, before), 60, 0.5)  # Serve started another
+            await client.publish(plan("evt-app-2", ["QA"]))
+            done = await poll(lambda: _completed(client, 2), 60)
+            assert done and sorted(b["event_id"] for b in done) == ["evt-app-1", "evt-app-2"]
+            assert (await poll(lambda: bus_state(http), 30, 0.5))["acked"] == 1  # the new replica's one
+            results = await client.results()
+            assert Counter(s.rsplit(".", 1)[1] for s, _ in results)["completed"] == 2
+    finally:
+        await asyncio.to_thread(serve.delete, app)
+        try:
+            ray.kill(await asyncio.to_thread(ray.get_actor, coordinator, "fleet"))
+        except ValueError:
+            pass
+        server.stop()
+
+
+async def _replaced(replicas, before: str) -> bool:
+    now = await replicas()
+    return bool(now) and before not in now
