@@ -124,11 +124,11 @@ def per_deliberation(results, kind: str) -> Counter:
     return Counter(body.get("deliberation_id") for subject, body in results if subject.endswith(kind))
 
 
-async def start(config: NatsConfig, fleet) -> BusService:
+async def start(config: NatsConfig, fleet, ready=None) -> BusService:
     async def get_fleet():
         return fleet
 
-    service = BusService(config, get_fleet)
+    service = BusService(config, get_fleet, ready)
     service.start()
     assert await poll(lambda: service.bus is not None and service.bus.connected, 20)
     return service
@@ -270,6 +270,29 @@ async def test_a_server_restart_mid_deliberation_loses_and_doubles_nothing(fleet
 
 async def _started(client: Client, did: str) -> bool:
     return per_deliberation(await client.results(), ".deliberation.started").get(did) == 1
+
+
+async def test_events_wait_nakd_while_the_engine_is_not_up(fleet, nats_server):
+    from fleet.errors import EngineNotReadyError
+
+    asked = []
+
+    async def ready():  # the engine comes up on the third look
+        asked.append(1)
+        if len(asked) < 3:
+            raise EngineNotReadyError("engine LLMServer:fake is UPDATING")
+
+    service = await start(bus_config(nats_server), fleet, ready)
+    try:
+        async with Client(bus_config(nats_server)) as client:
+            before = (await fleet.list_deliberations())[1]
+            await client.publish(plan("evt-engine", ["DEV"]))
+            assert await poll(lambda: _completed(client, 1))
+            assert await poll(lambda: _settled(client))
+            assert len(asked) == 3 and service.counts()["naked"] == 2 and service.counts()["acked"] == 1
+            assert (await fleet.list_deliberations())[1] == before + 1
+    finally:
+        await service.stop()
 
 
 async def test_a_full_queue_naks_with_a_delay_and_every_event_is_served_later(ray_session, nats_server):

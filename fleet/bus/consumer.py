@@ -4,10 +4,11 @@ the same coordinator call as `POST /v1/events/plan-approved` (`Fleet.plan_approv
 Per message, in this order (so nothing is lost and nothing runs twice):
 1. parse and validate the envelope; refused -> `<prefix>.dispatch.rejected` (reason, subject, stream
    sequence), then ack: bad input is reported once, never redelivered forever, never a crash;
-2. dispatch: idempotent on the event id (a role's deliberation id is derived from it), the answer
-   stored before it returns; a full queue (a role refused with `OverloadedError`) or an unreachable
-   coordinator -> nak with `nak_delay_s` (redelivered later, never dropped); the roles that did start
-   are kept, a redelivery only tries the refused ones;
+2. dispatch, once the engine is up (as the HTTP route): idempotent on the event id (a role's
+   deliberation id is derived from it), the answer stored before it returns; a full queue (a role
+   refused with `OverloadedError`), an engine not up or an unreachable coordinator -> nak with
+   `nak_delay_s` (redelivered later, never dropped); the roles that did start are kept, a
+   redelivery only tries the refused ones;
 3. one `<prefix>.dispatch.accepted` per role, stored in the result stream (de-duplicated) - the
    watcher (`watcher.py`) works from these, so results survive a consumer restart;
 4. ack. A consumer that dies before this point gets the event redelivered after `ack_wait_s`; steps
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from nats.aio.msg import Msg
@@ -46,8 +48,9 @@ class FleetCalls(Protocol):
 
 
 class PlanConsumer:
-    def __init__(self, bus: Bus, fleet: FleetCalls) -> None:
-        self.bus, self.fleet, self.config = bus, fleet, bus.config
+    def __init__(self, bus: Bus, fleet: FleetCalls, ready: Callable[[], Awaitable[None]] | None = None) -> None:
+        """ready: raises `EngineNotReadyError` while the engine is not up (as the HTTP route refuses)."""
+        self.bus, self.fleet, self.config, self.ready = bus, fleet, bus.config, ready
         self.sub: object | None = None
         # counters since this process started (the consumer's own totals are in consumer_info)
         self.acked = self.rejected = self.redelivered = self.naked = 0
@@ -93,11 +96,13 @@ class PlanConsumer:
             await self._reject(msg, event)
             return
         try:
+            if self.ready is not None:
+                await self.ready()
             answer = await self.fleet.plan_approved(event.plan())
         except UserError as e:  # the event is wrong for this fleet: retrying cannot help
             await self._reject(msg, f"refused by fleet: {type(e).__name__}: {e}")
             return
-        except FleetError as e:  # queue full, coordinator restarting, store down: later
+        except FleetError as e:  # engine not up, coordinator restarting, store down: later
             log.warning("bus: event %s not dispatched (%s: %s); redelivered in %.0fs", event.event_id,
                         type(e).__name__, e, self.config.nak_delay_s)
             await self._nak(msg)

@@ -8,11 +8,15 @@ detached=True)`: the same named actor). What it leaves out: HTTP routes (it has 
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
+
+from ray import serve
 
 from fleet.bus.service import BusService
 from fleet.config.fleet import FleetConfig
 from fleet.driver import Fleet
+from fleet.errors import EngineNotReadyError
 
 
 class FleetBus:
@@ -22,11 +26,21 @@ class FleetBus:
         self.config = FleetConfig.model_validate(fleet_config)
         if self.config.nats is None:
             raise ValueError("FleetBus needs a config with a nats block")
-        self.service = BusService(self.config.nats, self._fleet)
+        self.service = BusService(self.config.nats, self._fleet, self._engine_ready)
         self.service.start()
 
     async def _fleet(self) -> Fleet:
         return await Fleet.start(self.config, deploy=False, detached=True)
+
+    async def _engine_ready(self) -> None:
+        """The engine deployment must be HEALTHY before an event is dispatched (what the HTTP route
+        asks too): a plan that arrives while it starts waits, nak'ed, instead of failing its agents."""
+        engine = self.config.engine
+        app = (await asyncio.to_thread(serve.status)).applications.get(engine.app_name)
+        deployment = app.deployments.get(engine.deployment_name) if app else None
+        status = str(deployment.status).rsplit(".", 1)[-1] if deployment else "MISSING"
+        if status != "HEALTHY":
+            raise EngineNotReadyError(f"engine {engine.deployment_name} is {status}")
 
     async def state(self) -> dict[str, Any]:
         return await self.service.state()

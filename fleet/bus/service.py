@@ -24,10 +24,12 @@ RESTART_S = 1.0  # pause before the supervisor connects again
 
 
 class BusService:
-    def __init__(self, config: NatsConfig, fleet: Callable[[], Awaitable[FleetCalls]]) -> None:
-        """fleet: how to reach the coordinator (awaited once; e.g. `Fleet.start(config, deploy=False)`)."""
+    def __init__(self, config: NatsConfig, fleet: Callable[[], Awaitable[FleetCalls]],
+                 ready: Callable[[], Awaitable[None]] | None = None) -> None:
+        """fleet: how to reach the coordinator (awaited once; e.g. `Fleet.start(config, deploy=False)`).
+        ready: raises `EngineNotReadyError` while the engine is not up (events then wait, nak'ed)."""
         self.config = config
-        self._get_fleet = fleet
+        self._get_fleet, self._ready = fleet, ready
         self.bus: Bus | None = None
         self.consumer: PlanConsumer | None = None
         self.watcher: ResultWatcher | None = None
@@ -48,7 +50,8 @@ class BusService:
             self.bus = Bus(self.config)
             try:
                 fleet = fleet or await self._get_fleet()
-                self.consumer, self.watcher = PlanConsumer(self.bus, fleet), ResultWatcher(self.bus, fleet)
+                self.consumer = PlanConsumer(self.bus, fleet, self._ready)
+                self.watcher = ResultWatcher(self.bus, fleet)
                 await self.bus.connect()
                 loops = [asyncio.ensure_future(self.consumer.run()), asyncio.ensure_future(self.watcher.run())]
                 try:  # both run until cancelled: one that ends has failed
