@@ -297,12 +297,12 @@ async def test_events_wait_nakd_while_the_engine_is_not_up(fleet, nats_server):
 
 async def test_a_full_queue_naks_with_a_delay_and_every_event_is_served_later(ray_session, nats_server):
     config = FleetConfig(engine=EngineSpec(kind="inproc_fake", fake=FakeEngineConfig(latency_s=0.3)),
-                         coordinator_name="fleet-tests-bus-queue", max_concurrent=1, max_queued=1)
+                         coordinator_name="fleet-tests-bus-queue", max_concurrent=1, max_queued=1, council_size=1)
     small = await Fleet.start(config)
     service = await start(bus_config(nats_server), small)
     try:
         async with Client(bus_config(nats_server)) as client:
-            events = {"evt-q1": ["DEV", "QA"], "evt-q2": ["DATA"], "evt-q3": ["DEVOPS"]}
+            events = {"evt-q1": ["DEV", "QA"], "evt-q2": ["DEV"], "evt-q3": ["QA"]}
             for event_id, roles in events.items():  # one slot and one queue place for 4 deliberations
                 await client.publish(plan(event_id, roles))
             ids = {plan_deliberation_id(e, r) for e, roles in events.items() for r in roles}
@@ -339,8 +339,8 @@ async def test_the_serve_app_runs_the_consumer_shows_it_in_status_and_serve_rest
     app, coordinator = "fleet-bus-app", "fleet-tests-bus-serve"
     nats_block = {"servers": [server.url], "token": token, "ack_wait_s": 2.0, "nak_delay_s": 0.5,
                   "public_url": f"{serve_http}/bus"}
-    args = {"engine": {"kind": "fake", "app_name": app, "fake": {"latency_s": 0.2}}, "coordinator_name": coordinator,
-            "nats": nats_block}
+    args = {"engine": {"kind": "fake", "app_name": app, "placement_resource": None}, "council_size": 1,
+            "coordinator_name": coordinator, "nats": nats_block}
     config = NatsConfig.model_validate(nats_block)
 
     def named() -> list[str]:

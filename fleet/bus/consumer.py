@@ -25,7 +25,6 @@ from typing import Protocol
 
 from nats.aio.msg import Msg
 from nats.errors import Error as NatsError
-from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from fleet.bus.envelope import DispatchAccepted, DispatchRejected, parse_plan
@@ -68,7 +67,7 @@ class PlanConsumer:
         while True:
             try:
                 msgs = await self.sub.fetch(self.config.fetch_batch, timeout=1.0)
-            except NatsTimeout:
+            except TimeoutError:  # nothing to fetch (nats' own TimeoutError is one too)
                 continue
             except NatsError as e:  # disconnected: the client reconnects by itself
                 self.bus.last_error = f"fetch: {type(e).__name__}: {e}"

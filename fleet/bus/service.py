@@ -35,7 +35,8 @@ class BusService:
         self.watcher: ResultWatcher | None = None
         self.restarts = 0
         self.task: asyncio.Task | None = None
-        self._totals = {"acked": 0, "rejected": 0, "redelivered": 0, "naked": 0, "completed": 0, "failed": 0}
+        self._totals = {"acked": 0, "rejected": 0, "redelivered": 0, "naked": 0, "completed": 0, "failed": 0,
+                        "published": 0, "duplicates_dropped": 0, "reconnects": 0}
 
     def start(self) -> asyncio.Task:
         self.task = asyncio.get_running_loop().create_task(self.run())
@@ -66,30 +67,39 @@ class BusService:
                 raise
             except Exception as e:  # NATS unreachable at start, a stream refused, a bug: start over
                 self.bus.last_error = f"{type(e).__name__}: {e}"
-                log.warning("bus: %s; connecting again in %.0fs", self.bus.last_error, RESTART_S)
+                log.warning("bus: %s; connecting again in %.0fs", self.bus.last_error, RESTART_S, exc_info=True)
             finally:
                 self._keep_totals()
                 await self.bus.close()
             self.restarts += 1
             await asyncio.sleep(RESTART_S)
 
-    def _keep_totals(self) -> None:
-        """Fold the finished round's counters into the totals (each round starts its own)."""
-        if self.consumer is None or self.watcher is None:
-            return
-        for key in ("acked", "rejected", "redelivered", "naked"):
-            self._totals[key] += getattr(self.consumer, key)
-        for key in ("completed", "failed"):
-            self._totals[key] += getattr(self.watcher, key)
-        self.consumer.acked = self.consumer.rejected = self.consumer.redelivered = self.consumer.naked = 0
-        self.watcher.completed = self.watcher.failed = 0
-
-    def counts(self) -> dict[str, int]:
-        live = {}
+    def _live(self) -> dict[str, int]:
+        """This round's counters (each round of the supervisor has its own bus, consumer, watcher)."""
+        live: dict[str, int] = {}
         if self.consumer is not None:
             live.update({k: getattr(self.consumer, k) for k in ("acked", "rejected", "redelivered", "naked")})
         if self.watcher is not None:
             live.update({"completed": self.watcher.completed, "failed": self.watcher.failed})
+        if self.bus is not None:
+            live.update({"published": self.bus.published, "duplicates_dropped": self.bus.duplicates,
+                         "reconnects": self.bus.reconnects})
+        return live
+
+    def _keep_totals(self) -> None:
+        """Fold the finished round's counters into the totals."""
+        for k, v in self._live().items():
+            self._totals[k] += v
+        for counters in (self.consumer, self.watcher, self.bus):  # kept for their last_error, counted once
+            for k in ("acked", "rejected", "redelivered", "naked", "completed", "failed", "published",
+                      "duplicates", "reconnects"):
+                if counters is not None and hasattr(counters, k):
+                    setattr(counters, k, 0)
+
+    def counts(self) -> dict[str, int]:
+        """Totals since this process started: acked, rejected, redelivered, naked, completed, failed,
+        published, duplicates_dropped (re-publishes the result stream recognised), reconnects."""
+        live = self._live()
         return {k: v + live.get(k, 0) for k, v in self._totals.items()}
 
     async def state(self) -> dict[str, Any]:
@@ -104,9 +114,6 @@ class BusService:
             "ack_pending": server["ack_pending"] if server else None,
             **self.counts(),
             "watching": len(self.watcher.watching) if self.watcher else 0,
-            "published": bus.published if bus else 0,
-            "duplicates_dropped": bus.duplicates if bus else 0,
-            "reconnects": bus.reconnects if bus else 0,
             "restarts": self.restarts,
             "last_error": bus.last_error if bus else None,
             "config": self.config.model_dump(mode="json"),  # SecretStr fields dump as '**********'

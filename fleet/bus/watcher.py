@@ -16,7 +16,6 @@ import logging
 
 from nats.aio.msg import Msg
 from nats.errors import Error as NatsError
-from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from pydantic import ValidationError
 
@@ -55,7 +54,7 @@ class ResultWatcher:
             while True:
                 try:
                     msgs = await sub.fetch(64, timeout=1.0)
-                except NatsTimeout:
+                except TimeoutError:  # nothing to fetch (nats' own TimeoutError is one too)
                     continue
                 except NatsError as e:
                     self.bus.last_error = f"watch fetch: {type(e).__name__}: {e}"
