@@ -49,9 +49,10 @@ async def fleet(ray_session, tmp_path_factory):
 
 
 def bus_config(server, **overrides) -> NatsConfig:
-    # Short ack wait and nak delay: a redelivery within the test's seconds, not the defaults' 30 / 10.
-    return NatsConfig(servers=[server.url], ack_wait_s=2.0, nak_delay_s=0.5, public_url="http://fleet.test",
-                      **overrides)
+    # Short ack wait and nak delay: a redelivery within the test's seconds, not the defaults' 30 / 10
+    # (5 s: far above a dispatch's time here, so "acked once" never depends on the machine's speed).
+    return NatsConfig(**{"servers": [server.url], "ack_wait_s": 5.0, "nak_delay_s": 0.5,
+                         "public_url": "http://fleet.test", **overrides})
 
 
 def plan(event_id: str, roles: list[str], config: dict | None = None, **overrides) -> dict:
@@ -194,7 +195,7 @@ class DiesAfterDispatch:
 
 
 async def test_a_consumer_killed_before_its_ack_gets_the_event_again_and_starts_nothing_twice(fleet, nats_server):
-    config = bus_config(nats_server)
+    config = bus_config(nats_server, ack_wait_s=2.0)  # the redelivery comes 2 s after the delivery
     dying = DiesAfterDispatch(fleet)
     first = await start(config, dying)
     async with Client(config) as client:
@@ -337,7 +338,7 @@ async def test_the_serve_app_runs_the_consumer_shows_it_in_status_and_serve_rest
     server = NatsServer(free_port(), tmp_path / "jetstream", token=token)
     server.start()
     app, coordinator = "fleet-bus-app", "fleet-tests-bus-serve"
-    nats_block = {"servers": [server.url], "token": token, "ack_wait_s": 2.0, "nak_delay_s": 0.5,
+    nats_block = {"servers": [server.url], "token": token, "ack_wait_s": 5.0, "nak_delay_s": 0.5,
                   "public_url": f"{serve_http}/bus"}
     args = {"engine": {"kind": "fake", "app_name": app, "placement_resource": None}, "council_size": 1,
             "coordinator_name": coordinator, "nats": nats_block}
