@@ -119,8 +119,10 @@ def css(driver, selector: str):
     return driver.find_elements(By.CSS_SELECTOR, selector)
 
 
-def screenshot(driver, path: Path, width: int, height: int) -> None:
-    """The page at exactly width x height CSS pixels (a phone below 720: the narrow layout)."""
+def screenshot(driver, path: Path, width: int, height: int | None = None) -> None:
+    """The page at exactly width x height CSS pixels (a phone below 720: the narrow layout); no height:
+    the whole page."""
+    height = height or driver.execute_script("return document.documentElement.scrollHeight")
     driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
         "width": width, "height": height, "deviceScaleFactor": 1, "mobile": width < 720})
     try:
@@ -180,6 +182,7 @@ def test_start_from_the_form_and_watch_the_board_reach_its_winner(console, api, 
     assert sorted(event_seqs(browser)) == list(range(1, len(server_events(api, did)) + 1))
 
     screenshot(browser, shots / "console-desktop.png", 1366, 900)
+    screenshot(browser, shots / "console-desktop-full.png", 1366)
     browser.refresh()  # the same board again, from this tab's stored events
     until(browser, lambda d: css(d, "#board[data-winner]"), 30)
     screenshot(browser, shots / "console-phone.png", 390, 844)
@@ -206,6 +209,8 @@ def test_a_reload_mid_deliberation_shows_the_same_board_every_event_once(console
     assert len(seqs) == len(set(seqs)), "an event shown twice"
     assert sorted(seqs) == list(range(1, len(server_events(api, did)) + 1)), "an event missed"
     assert len(css(browser, ".proposal")) == 9  # 3 drafts, 2 revisions each: each once
+    print(f"\nreload mid-run: drew {shown} stored events, then {len(seqs) - shown} from the stream "
+          f"(Last-Event-ID {shown}); {len(seqs)} shown, {len(set(seqs))} distinct, the server sent {len(seqs)}")
 
 
 def test_cancel_from_the_list(console, api, browser):

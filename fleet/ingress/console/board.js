@@ -199,7 +199,8 @@ export function openBoard(view, id) {
       cached.length ? h("span", { id: "resumed-from", "data-resumed-from": cached.length }, ` · reload resumed after event ${cached.length}`) : null),
       model.error && h("p", { class: "failure" }, `The deliberation ${model.status === "cancelled" ? "was cancelled" : "failed"}: ${model.error}`),
       record?.error && record.error !== model.error ? h("p", { class: "failure" }, record.error) : null);
-    fill(columns, ...(model.agents.size ? [...model.agents.values()].map((a) => column(model, a))
+    const agents = [...model.agents.values()].sort((x, y) => x.id.localeCompare(y.id));
+    fill(columns, ...(agents.length ? agents.map((a) => column(model, a))
       : [h("p", { class: "muted waiting" }, FINISHED.has(model.status) ? "No proposals." : "The council is drafting…")]));
     const general = model.failures.filter((f) => f.stage === "select");
     fill(summary, model.selection ? selectionPanel(model.selection) : null);
