@@ -8,7 +8,7 @@ import { badge, errorBox, fill, fmt, folded, h } from "./dom.js";
 import { renderAnswer } from "./highlight.js";
 
 const FINISHED = new Set(["done", "failed", "cancelled"]);
-const STAGES = ["generate", "critique", "revise", "judge", "select"];
+const STAGES = ["setup", "generate", "check", "critique", "revise", "score", "judge", "select"];  // record order
 const VERB = { setup: "start", generate: "write its draft", critique: "write a critique", revise: "revise its proposal",
   judge: "be judged", select: "choose the winner" };
 const PLAIN = { EngineTimeoutError: "the engine did not answer in time", EngineDeadError: "the engine process died",
@@ -140,7 +140,7 @@ function selectionPanel(sel) {
 function scoreTable(scores) {
   const components = [...new Set(scores.flatMap((s) => Object.keys(s.components)))];
   return h("section", { class: "card" }, h("h2", {}, "Scores"), h("div", { class: "scroll" }, h("table", { class: "list", id: "score-table" },
-    h("thead", {}, h("tr", {}, ["rank", "agent", "total", ...components, "judge"].map((c) => h("th", {}, c)))),
+    h("thead", {}, h("tr", {}, ["rank", "agent", "total", ...components, "judge's criteria"].map((c) => h("th", {}, c)))),
     h("tbody", {}, [...scores].sort((x, y) => x.rank - y.rank).map((s) => h("tr", { "data-score-for": s.author_id },
       h("td", { class: "num" }, s.rank), h("td", {}, s.author_id), h("td", { class: "num" }, fmt.score(s.total)),
       components.map((c) => h("td", { class: "num" }, fmt.score(s.components[c]))),
@@ -186,6 +186,8 @@ export function openBoard(view, id) {
     const closed = new Set([...root.querySelectorAll("details:not([open])[data-key]")].map((d) => d.dataset.key));
     root.dataset.status = model.status;
     if (model.selection) root.dataset.winner = model.selection.winner_id;
+    // The final picture (the stream has ended and the record is in): nothing redraws after it.
+    if (model.record && connection === "ended") root.dataset.record = model.record.status;
     const record = model.record;
     const tokens = model.usage.reduce((n, u) => n + u.prompt_tokens + u.completion_tokens, 0);
     const wallMs = record ? record.duration_ms : state?.started_at ? Date.now() - new Date(state.started_at) : null;
@@ -246,8 +248,9 @@ export function openBoard(view, id) {
         redraw();
         await readEvents(id, Math.max(0, ...seen.keys()), (event) => { onEvent(event); delay = 500; }, signal);
         if (FINISHED.has(model.status)) {  // the server ends the stream when the deliberation ends
-          connection = "ended";
           await fetchState().catch(() => {});
+          connection = "ended";
+          redraw();
           break;
         }
       } catch (e) {
