@@ -232,7 +232,7 @@ def test_cancel_from_the_list(console, api, browser):
     assert css(browser, "tr[data-status=done]") and not css(browser, "tr[data-status=cancelled]")
 
 
-def test_a_bad_form_value_shows_the_servers_reason_beside_its_field(console, api, browser):
+def test_a_bad_form_value_shows_the_servers_reason_beside_its_field(console, api, browser, shots):
     before = api.get("/v1/deliberations").json()["total"]
     browser.get(f"{console}/ui#/start")
     until(browser, lambda d: css(d, "#f-role option[value=DEV]"), 30)
@@ -245,10 +245,11 @@ def test_a_bad_form_value_shows_the_servers_reason_beside_its_field(console, api
     assert "less than or equal to 32" in agents.text
     assert "does not parse" in css(browser, "[data-error-for=hidden]")[0].text
     assert [css(browser, f"[data-error-for={f}]")[0].text for f in ("visible", "rounds")] == ["", ""]
+    screenshot(browser, shots / "console-form-errors.png", 1366, 900)
     assert "#/start" in browser.current_url and api.get("/v1/deliberations").json()["total"] == before
 
 
-def test_councils_add_and_remove_an_agent(console, api, browser):
+def test_councils_add_and_remove_an_agent(console, api, browser, shots):
     browser.get(f"{console}/ui#/councils")
     form = until(browser, lambda d: (css(d, "form[data-add-agent=QA]") or [None])[0], 30)
     form.find_element("css selector", "[name=lens]").send_keys("You read every error path first.")
@@ -256,6 +257,7 @@ def test_councils_add_and_remove_an_agent(console, api, browser):
     form.find_element("css selector", "button[type=submit]").click()
     added = until(browser, lambda d: (css(d, "[data-council=QA] tr[data-agent='agent-qa-004']") or [None])[0], 30)
     assert "every error path" in added.text and "T 0.2" in added.text
+    screenshot(browser, shots / "console-councils.png", 1366, 900)
     assert api.get("/v1/councils/QA").json()["agents"][-1]["sampling"]["temperature"] == 0.2
     added.find_element("css selector", "[data-remove]").click()
     until(browser, lambda d: not css(d, "[data-council=QA] tr[data-agent='agent-qa-004']"), 30, "removed")
@@ -293,7 +295,7 @@ def test_twenty_open_pages_on_running_deliberations_while_health_answers(console
         browser.switch_to.window(first)
 
 
-def test_with_a_token_the_page_shows_only_the_sign_in_until_given_it(serve_http, browser):
+def test_with_a_token_the_page_shows_only_the_sign_in_until_given_it(serve_http, browser, shots):
     path = deploy("fleet-console-auth", api_token=TOKEN)
     base = serve_http + path
     try:
@@ -304,6 +306,7 @@ def test_with_a_token_the_page_shows_only_the_sign_in_until_given_it(serve_http,
         browser.get(f"{base}/ui#/status")
         until(browser, lambda d: css(d, "#sign-in:not([hidden])"), 30, "the sign-in")
         assert not css(browser, "#top:not([hidden])") and css(browser, "#view")[0].text == ""
+        screenshot(browser, shots / "console-sign-in.png", 390, 844)
         assert "DEV" not in browser.find_element("css selector", "body").text
 
         css(browser, "#token")[0].send_keys("not-the-token")
@@ -315,6 +318,7 @@ def test_with_a_token_the_page_shows_only_the_sign_in_until_given_it(serve_http,
         css(browser, "#sign-in-form button")[0].click()
         until(browser, lambda d: css(d, "#status-engine [data-field=model]"), 30, "the status view")
         assert "fake" in css(browser, "#status-engine")[0].text and TOKEN not in browser.current_url
+        screenshot(browser, shots / "console-status.png", 1366, 900)
         browser.get(f"{base}/ui#/start")  # a new page load in the same tab keeps the token (sessionStorage)
         until(browser, lambda d: css(d, "#f-role option[value=DEV]"), 30)
         css(browser, "#f-description")[0].send_keys("Add an audit log")

@@ -27,6 +27,7 @@ export function showErrors(form, error, mapField) {
   const general = [];
   const fields = error.body.fields || [];
   for (const f of fields) {
+    f.message = f.message.replace(/^Value error, /, "");  // pydantic's prefix for a validator's own words
     const name = mapField(f.field);
     const slot = name && form.querySelector(`[data-error-for="${name}"]`);
     if (slot) slot.textContent = [slot.textContent, f.message].filter(Boolean).join("; ");
