@@ -25,6 +25,7 @@ from fleet.config.plan import PlanApproved, PlanDispatch
 from fleet.driver import Fleet
 from fleet.errors import EngineNotReadyError, FleetError, InvalidRequestError
 from fleet.ingress.http import BearerAuth, BodyLimit, check_bind, install_error_handlers, sse
+from fleet.ingress.web import mount_console
 from fleet.record import DeliberationState, Lifecycle
 
 API_VERSION = "v1"
@@ -41,10 +42,12 @@ class DeliberationPage(BaseModel):
 
 
 def make_app(api_token: str | None = None) -> FastAPI:
-    """fleet's FastAPI app; with `api_token`, every route but /v1/health needs it as a bearer token."""
+    """fleet's FastAPI app with the web console at /ui; with `api_token`, every route but /v1/health and
+    the console's static page needs it as a bearer token."""
     app = FastAPI(title="fleet", version="0.1.0",
                   description="Councils of LLM agents deliberating on software-engineering tasks.")
     install_error_handlers(app)
+    mount_console(app)
     app.add_middleware(BodyLimit)
     if api_token:
         app.add_middleware(BearerAuth, token=api_token)  # added last: runs first
