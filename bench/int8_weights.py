@@ -1,0 +1,168 @@
+"""Smaller weights on the CPU engine (issue 19, item 4): bf16 beside fleet's integer schemes, one run.
+
+    PYTHONPATH=$PWD .venv/bin/python bench/int8_weights.py [--model qwen2.5-coder-0.5b]
+        [--schemes w8a8,w4a16,w8a16] [--problems 40] [--streams 1,3] [--tokens 96]
+
+For bf16 and each scheme of `fleet.engine.quantize` (the folder is quantised from the bf16 folder
+once, then cached beside it): a fresh offline vLLM engine in its own process (eager, chunked prefill
+off, threads bound to 0-1, as fleet runs it), which reports whether it loads and which linear
+kernel vLLM chose (its log lines), the greedy answer to a Fibonacci prompt, forced-length decode
+speed at each stream count, and HumanEval problems 0..N-1, one greedy answer each, graded with the
+hidden `check` in fleet's sandbox. A scheme that fails to load is a row with its error, not a crash.
+Engines run one after another, never two at once; the load average is printed beside each row
+because the machine may be shared. Leaves out: memory use, start time of a compiled engine, more
+than one sample per problem.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+FIB = "Write a Python function that returns the n-th Fibonacci number."
+INSTRUCTION = "Complete this Python function. Return the whole function in one ```python block."
+ENGINE_ENV = {"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_CPU_OMP_THREADS_BIND": "0-1", "VLLM_CPU_NUM_OF_RESERVED_CPU": "0",
+              "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "VLLM_NO_USAGE_STATS": "1"}
+# vLLM log lines that name the quantisation method and kernel it chose, or why it could not.
+KERNEL_LINE = re.compile(r"(Using|Selected) \S+ for |cannot implement due to")
+ROOT_CAUSE = re.compile(r"\] (\w+(Error|Exception): .*)")  # the first raise in a worker's traceback
+
+
+def _one(folder: str, problems: int, streams: list[int], tokens: int) -> dict:
+    """Child process: one engine, every measurement, a RESULT line."""
+    os.environ.update(ENGINE_ENV)
+    from vllm import LLM, SamplingParams
+
+    from fleet.eval.humaneval import load_problems
+
+    t0 = time.perf_counter()
+    llm = LLM(model=folder, dtype="bfloat16", enforce_eager=True, max_model_len=2048, enable_chunked_prefill=False,
+              max_num_batched_tokens=2048)
+    import torch
+
+    # CPUInt8ScaledMMLinearKernel takes sgl's int8 GEMM with AMX, oneDNN's without (it logs neither).
+    out: dict = {"start_s": time.perf_counter() - t0, "amx": torch.cpu._is_amx_tile_supported()}
+    greedy = SamplingParams(temperature=0.0, max_tokens=256)
+    out["fib"] = llm.chat([{"role": "user", "content": FIB}], greedy, use_tqdm=False)[0].outputs[0].text
+    forced = SamplingParams(temperature=0.0, max_tokens=tokens, ignore_eos=True)
+    llm.generate(["Warm-up."], SamplingParams(max_tokens=4), use_tqdm=False)
+    out["tok_s"] = {}
+    for n in streams:
+        prompts = [f"Request {i}: explain, step by step, how a hash map handles collisions." for i in range(n)]
+        start = time.perf_counter()
+        res = llm.generate(prompts, forced, use_tqdm=False)
+        out["tok_s"][str(n)] = sum(len(r.outputs[0].token_ids) for r in res) / (time.perf_counter() - start)
+    if problems:
+        chats = [[{"role": "user", "content": f"{INSTRUCTION}\n\n{p.prompt}"}] for p in load_problems(0, problems)]
+        start = time.perf_counter()
+        res = llm.chat(chats, SamplingParams(temperature=0.0, max_tokens=512), use_tqdm=False)
+        out["eval_s"] = time.perf_counter() - start
+        out["answers"] = [r.outputs[0].text for r in res]
+    return out
+
+
+async def _grade(answers: list[str]) -> int:
+    from fleet.eval.humaneval import grade, load_problems
+
+    gate = asyncio.Semaphore(2)
+
+    async def one(problem, answer: str) -> bool:
+        async with gate:
+            run = await grade(problem, answer)
+        return run.error is None and run.total > 0 and run.passed == run.total
+
+    return sum(await asyncio.gather(*(one(p, a) for p, a in zip(load_problems(0, len(answers)), answers,
+                                                                   strict=True))))
+
+
+def _folder(model: str, scheme: str) -> Path:
+    from fleet.engine.model_prep import prepare_model
+    from fleet.engine.quantize import quantize_folder
+
+    bf16 = prepare_model(model, "bfloat16")
+    if scheme == "bf16":
+        return bf16
+    dst = bf16.with_name(f"{bf16.name}-{scheme}")
+    if not (dst / ".fleet-quantized").is_file():
+        t0 = time.perf_counter()
+        quantize_folder(bf16, dst, scheme)  # type: ignore[arg-type]
+        print(f"quantised {dst.name} in {time.perf_counter() - t0:.1f} s", flush=True)
+    return dst
+
+
+def _weight_mb(folder: Path) -> float:
+    return sum(p.stat().st_size for p in folder.glob("*.safetensors")) / 1e6
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--model", default="qwen2.5-coder-0.5b")
+    p.add_argument("--schemes", default="w8a8,w4a16,w8a16", help="besides bf16, which always runs first")
+    p.add_argument("--problems", type=int, default=40, help="HumanEval 0..N-1; 0 skips the eval")
+    p.add_argument("--streams", default="1,3")
+    p.add_argument("--tokens", type=int, default=96)
+    p.add_argument("--timeout", type=float, default=900, help="seconds per engine")
+    p.add_argument("--one", help=argparse.SUPPRESS)
+    a = p.parse_args()
+    streams = [int(s) for s in a.streams.split(",")]
+    if a.one:
+        print("RESULT " + json.dumps(_one(a.one, a.problems, streams, a.tokens)), flush=True)
+        os._exit(0)  # skip vLLM's slow interpreter teardown
+
+    rows = []
+    for scheme in ["bf16", *[s for s in a.schemes.split(",") if s]]:
+        folder = _folder(a.model, scheme)
+        load = os.getloadavg()[0]
+        cmd = [sys.executable, __file__, "--one", str(folder), "--problems", str(a.problems), "--streams", a.streams,
+               "--tokens", str(a.tokens)]
+        # Own session: on a timeout the whole group (EngineCore included) is killed, nothing is left running.
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                start_new_session=True)
+        try:
+            log, _ = proc.communicate(timeout=a.timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, 9)
+            log, _ = proc.communicate()
+            log += f"\ntimed out after {a.timeout:.0f} s"
+        (folder.parent / f"int8-bench-{folder.name}.log").write_text(log)
+        kernels = sorted({m.split("] ", 1)[-1].strip() for m in log.splitlines()
+                          if KERNEL_LINE.search(m) and not m.startswith("RESULT ")})
+        line = next((x for x in log.splitlines() if x.startswith("RESULT ")), None)
+        row = {"scheme": scheme, "folder": str(folder), "weight_mb": _weight_mb(folder), "load1": load,
+               "kernel_lines": kernels}
+        if line is None:
+            causes = [m.group(1) for m in map(ROOT_CAUSE.search, log.splitlines()) if m]
+            row["error"] = causes[0] if causes else "\n".join(log.splitlines()[-15:])
+        else:
+            r = json.loads(line[7:])
+            row |= {k: r[k] for k in ("start_s", "amx", "fib", "tok_s")} | {"eval_s": r.get("eval_s")}
+            row["passed"] = asyncio.run(_grade(r["answers"])) if r.get("answers") else None
+        rows.append(row)
+        print(json.dumps(row, indent=1), flush=True)
+
+    print(f"\n{a.model}, vLLM CPU offline, eager, {a.tokens} forced tokens; HumanEval 0-{a.problems - 1} greedy")
+    cols = " | ".join(f"{n} stream{'s' * (n > 1)}" for n in streams)
+    print(f"| weights | weight MB | start | {cols} | HumanEval | load avg |\n|---|---:|---:|" + "---:|" * len(streams)
+          + "---:|---:|")
+    for r in rows:
+        if "error" in r:
+            print(f"| {r['scheme']} | {r['weight_mb']:.0f} | fails: see below |" + " |" * (len(streams) + 2))
+            continue
+        speeds = " | ".join(f"{r['tok_s'][str(n)]:.1f}" for n in streams)
+        score = "-" if r["passed"] is None else f"{r['passed']}/{a.problems}"
+        print(f"| {r['scheme']} | {r['weight_mb']:.0f} | {r['start_s']:.0f} s | {speeds} | {score} "
+              f"| {r['load1']:.1f} |")
+    for r in rows:
+        if "error" in r:
+            print(f"\n{r['scheme']} failed: {r['error']}\n  " + "\n  ".join(r["kernel_lines"]))
+
+
+if __name__ == "__main__":
+    main()
