@@ -35,9 +35,15 @@ KERNEL_LINE = re.compile(r"(Using|Selected) \S+ for |cannot implement due to")
 ROOT_CAUSE = re.compile(r"\] (\w+(Error|Exception): .*)")  # the first raise in a worker's traceback
 
 
-def _one(folder: str, problems: int, streams: list[int], tokens: int) -> dict:
-    """Child process: one engine, every measurement, a RESULT line."""
+def _part(**fields) -> None:
+    # One line per finished measurement: an engine killed on its timeout still reports what it did.
+    print("PART " + json.dumps(fields), flush=True)
+
+
+def _one(folder: str, problems: int, streams: list[int], tokens: int) -> None:
+    """Child process: one engine, every measurement, each as a PART line when done."""
     os.environ.update(ENGINE_ENV)
+    import torch
     from vllm import LLM, SamplingParams
 
     from fleet.eval.humaneval import load_problems
@@ -45,27 +51,24 @@ def _one(folder: str, problems: int, streams: list[int], tokens: int) -> dict:
     t0 = time.perf_counter()
     llm = LLM(model=folder, dtype="bfloat16", enforce_eager=True, max_model_len=2048, enable_chunked_prefill=False,
               max_num_batched_tokens=2048)
-    import torch
-
     # CPUInt8ScaledMMLinearKernel takes sgl's int8 GEMM with AMX, oneDNN's without (it logs neither).
-    out: dict = {"start_s": time.perf_counter() - t0, "amx": torch.cpu._is_amx_tile_supported()}
+    _part(start_s=time.perf_counter() - t0, amx=torch.cpu._is_amx_tile_supported())
     greedy = SamplingParams(temperature=0.0, max_tokens=256)
-    out["fib"] = llm.chat([{"role": "user", "content": FIB}], greedy, use_tqdm=False)[0].outputs[0].text
+    _part(fib=llm.chat([{"role": "user", "content": FIB}], greedy, use_tqdm=False)[0].outputs[0].text)
     forced = SamplingParams(temperature=0.0, max_tokens=tokens, ignore_eos=True)
     llm.generate(["Warm-up."], SamplingParams(max_tokens=4), use_tqdm=False)
-    out["tok_s"] = {}
+    speeds = {}
     for n in streams:
         prompts = [f"Request {i}: explain, step by step, how a hash map handles collisions." for i in range(n)]
         start = time.perf_counter()
         res = llm.generate(prompts, forced, use_tqdm=False)
-        out["tok_s"][str(n)] = sum(len(r.outputs[0].token_ids) for r in res) / (time.perf_counter() - start)
+        speeds[str(n)] = sum(len(r.outputs[0].token_ids) for r in res) / (time.perf_counter() - start)
+        _part(tok_s=dict(speeds), load1=os.getloadavg()[0])
     if problems:
         chats = [[{"role": "user", "content": f"{INSTRUCTION}\n\n{p.prompt}"}] for p in load_problems(0, problems)]
         start = time.perf_counter()
         res = llm.chat(chats, SamplingParams(temperature=0.0, max_tokens=512), use_tqdm=False)
-        out["eval_s"] = time.perf_counter() - start
-        out["answers"] = [r.outputs[0].text for r in res]
-    return out
+        _part(eval_s=time.perf_counter() - start, answers=[r.outputs[0].text for r in res])
 
 
 async def _grade(answers: list[str]) -> int:
@@ -84,16 +87,14 @@ async def _grade(answers: list[str]) -> int:
 
 def _folder(model: str, scheme: str) -> Path:
     from fleet.engine.model_prep import prepare_model
-    from fleet.engine.quantize import quantize_folder
+    from fleet.engine.quantize import prepare_quantized
 
     bf16 = prepare_model(model, "bfloat16")
     if scheme == "bf16":
         return bf16
-    dst = bf16.with_name(f"{bf16.name}-{scheme}")
-    if not (dst / ".fleet-quantized").is_file():
-        t0 = time.perf_counter()
-        quantize_folder(bf16, dst, scheme)  # type: ignore[arg-type]
-        print(f"quantised {dst.name} in {time.perf_counter() - t0:.1f} s", flush=True)
+    t0 = time.perf_counter()
+    dst = prepare_quantized(bf16, scheme)  # type: ignore[arg-type]
+    print(f"{dst.name} ready in {time.perf_counter() - t0:.1f} s", flush=True)
     return dst
 
 
@@ -108,12 +109,12 @@ def main() -> None:
     p.add_argument("--problems", type=int, default=40, help="HumanEval 0..N-1; 0 skips the eval")
     p.add_argument("--streams", default="1,3")
     p.add_argument("--tokens", type=int, default=96)
-    p.add_argument("--timeout", type=float, default=900, help="seconds per engine")
+    p.add_argument("--timeout", type=float, default=1800, help="seconds per engine (what it measured stays)")
     p.add_argument("--one", help=argparse.SUPPRESS)
     a = p.parse_args()
     streams = [int(s) for s in a.streams.split(",")]
     if a.one:
-        print("RESULT " + json.dumps(_one(a.one, a.problems, streams, a.tokens)), flush=True)
+        _one(a.one, a.problems, streams, a.tokens)
         os._exit(0)  # skip vLLM's slow interpreter teardown
 
     rows = []
@@ -122,7 +123,7 @@ def main() -> None:
         load = os.getloadavg()[0]
         cmd = [sys.executable, __file__, "--one", str(folder), "--problems", str(a.problems), "--streams", a.streams,
                "--tokens", str(a.tokens)]
-        # Own session: on a timeout the whole group (EngineCore included) is killed, nothing is left running.
+        # Own session: on a timeout the whole group is killed; vLLM's engine processes exit when their parent dies.
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                 start_new_session=True)
         try:
@@ -132,18 +133,16 @@ def main() -> None:
             log, _ = proc.communicate()
             log += f"\ntimed out after {a.timeout:.0f} s"
         (folder.parent / f"int8-bench-{folder.name}.log").write_text(log)
-        kernels = sorted({m.split("] ", 1)[-1].strip() for m in log.splitlines()
-                          if KERNEL_LINE.search(m) and not m.startswith("RESULT ")})
-        line = next((x for x in log.splitlines() if x.startswith("RESULT ")), None)
+        lines = log.splitlines()
         row = {"scheme": scheme, "folder": str(folder), "weight_mb": _weight_mb(folder), "load1": load,
-               "kernel_lines": kernels}
-        if line is None:
-            causes = [m.group(1) for m in map(ROOT_CAUSE.search, log.splitlines()) if m]
-            row["error"] = causes[0] if causes else "\n".join(log.splitlines()[-15:])
-        else:
-            r = json.loads(line[7:])
-            row |= {k: r[k] for k in ("start_s", "amx", "fib", "tok_s")} | {"eval_s": r.get("eval_s")}
-            row["passed"] = asyncio.run(_grade(r["answers"])) if r.get("answers") else None
+               "kernel_lines": sorted({m.split("] ", 1)[-1].strip() for m in lines
+                                       if KERNEL_LINE.search(m) and not m.startswith("PART ")})}
+        for part in (x for x in lines if x.startswith("PART ")):
+            row |= json.loads(part[5:])
+        if "start_s" not in row:
+            causes = [m.group(1) for m in map(ROOT_CAUSE.search, lines) if m]
+            row["error"] = causes[0] if causes else "\n".join(lines[-15:])
+        row["passed"] = asyncio.run(_grade(row.pop("answers"))) if "answers" in row else None
         rows.append(row)
         print(json.dumps(row, indent=1), flush=True)
 
@@ -155,7 +154,8 @@ def main() -> None:
         if "error" in r:
             print(f"| {r['scheme']} | {r['weight_mb']:.0f} | fails: see below |" + " |" * (len(streams) + 2))
             continue
-        speeds = " | ".join(f"{r['tok_s'][str(n)]:.1f}" for n in streams)
+        speeds = " | ".join(f"{r['tok_s'][str(n)]:.1f}" if str(n) in r.get("tok_s", {}) else "-"
+                            for n in streams)
         score = "-" if r["passed"] is None else f"{r['passed']}/{a.problems}"
         print(f"| {r['scheme']} | {r['weight_mb']:.0f} | {r['start_s']:.0f} s | {speeds} | {score} "
               f"| {r['load1']:.1f} |")

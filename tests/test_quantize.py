@@ -7,12 +7,20 @@ Whether vLLM's CPU build runs these folders is measured by bench/int8_weights.py
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
-from fleet.engine.quantize import SCHEMES, pack_int32, quantization_config, quantize_folder, quantize_weight
+from fleet.engine.quantize import (
+    SCHEMES,
+    pack_int32,
+    prepare_quantized,
+    quantization_config,
+    quantize_folder,
+    quantize_weight,
+)
 from fleet.errors import InvalidRequestError
 
 pytestmark = pytest.mark.unit
@@ -114,3 +122,16 @@ def test_refusals(tiny, tmp_path):
         quantize_folder(done, tmp_path / "qq", "w4a16")
     with pytest.raises(InvalidRequestError, match="group size 48 does not divide"):
         quantize_weight(torch.zeros(2, 64), 4, 48)
+
+
+def test_prepare_quantized_writes_once(tiny, tmp_path):
+    src = tmp_path / "m-bfloat16"
+    shutil.copytree(tiny[0], src)
+    first = prepare_quantized(src, "w4a16")
+    assert first == tmp_path / "m-bfloat16-w4a16" and (first / ".fleet-quantized").is_file()
+    stamp = (first / "model.safetensors").stat().st_mtime_ns
+    assert prepare_quantized(src, "w4a16") == first
+    assert (first / "model.safetensors").stat().st_mtime_ns == stamp  # cached, not rewritten
+    (first / ".fleet-quantized").unlink()  # an interrupted write is redone
+    prepare_quantized(src, "w4a16")
+    assert (first / ".fleet-quantized").is_file()

@@ -172,3 +172,17 @@ def quantize_folder(src: Path, dst: Path, scheme: Scheme, group_size: int | None
     shutil.rmtree(dst, ignore_errors=True)
     tmp.rename(dst)
     return dst
+
+
+def prepare_quantized(src: Path, scheme: Scheme) -> Path:
+    """`src` quantised by `scheme` into `<src>-<scheme>` beside it, once per node (a file lock keeps two
+    processes from writing it at once; a folder without the done-marker is rewritten). Blocking."""
+    from filelock import FileLock
+
+    dst = src.with_name(f"{src.name}-{scheme}")
+    if (dst / _DONE).is_file():
+        return dst
+    with FileLock(str(dst) + ".lock"):
+        if not (dst / _DONE).is_file():
+            quantize_folder(src, dst, scheme)
+    return dst
