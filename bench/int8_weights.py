@@ -9,7 +9,8 @@ once, then cached beside it): a fresh offline vLLM engine in its own process (ea
 off, threads bound to 0-1, as fleet runs it), which reports whether it loads and which linear
 kernel vLLM chose (its log lines), the greedy answer to a Fibonacci prompt, forced-length decode
 speed at each stream count, and HumanEval problems 0..N-1, one greedy answer each, graded with the
-hidden `check` in fleet's sandbox. A scheme that fails to load is a row with its error, not a crash.
+hidden `check` in fleet's sandbox. A scheme that fails to load is a row with its error, not a crash;
+each engine's whole log is kept as `<fleet cache>/models/int8-bench-<folder>.log`.
 Engines run one after another, never two at once; the load average is printed beside each row
 because the machine may be shared. Leaves out: memory use, start time of a compiled engine, more
 than one sample per problem.
