@@ -15,9 +15,10 @@ One run measures, side by side:
 
 The engine runs as fleet's does (`EngineSpec`: threads bound to every core, none reserved, chunked
 prefill off, prefix caching on, vLLM's multiprocessing mode as `ray.serve.llm` uses it) but offline,
-without Serve, so the numbers are the engine's own. A compiled config is started twice: the second
-start reads vLLM's persistent compile cache (~/.cache/vllm), which is what every start after a machine's
-first sees. Leaves out: Serve's own start (see README, "Numbers"), prompts longer than ~40 tokens.
+without Serve, so the numbers are the engine's own; threads pinned one per core (vLLM's way, fastest
+on an idle machine) unless a config says nobind. bf16-compiled is started twice: the second start reads
+vLLM's persistent compile cache (~/.cache/vllm), which is what every start after a machine's first sees.
+Leaves out: Serve's own start (`engine_start.py`), prompts longer than ~40 tokens.
 """
 
 from __future__ import annotations
@@ -33,15 +34,16 @@ from pathlib import Path
 
 T0 = time.perf_counter()
 MAX_TOKENS = 96
-CONFIGS: dict[str, dict] = {  # name -> EngineSpec fields (see its descriptions)
-    "fp32-eager": {"dtype": "float32", "compile": False},
-    "bf16-eager": {"dtype": "bfloat16", "compile": False},
+CONFIGS: dict[str, dict] = {  # name -> EngineSpec fields (see its descriptions); "-nobind": threads not pinned
+    "fp32-eager": {"dtype": "float32", "compile": False, "cpu_bind_threads": True},
+    "bf16-eager": {"dtype": "bfloat16", "compile": False, "cpu_bind_threads": True},
     "bf16-eager-nobind": {"dtype": "bfloat16", "compile": False, "cpu_bind_threads": False},
-    "bf16-eager-preload": {"dtype": "bfloat16", "compile": False, "preload": True},
+    "bf16-eager-preload": {"dtype": "bfloat16", "compile": False, "preload": True, "cpu_bind_threads": True},
     "bf16-eager-inproc": {"dtype": "bfloat16", "compile": False, "in_process_worker": True},
-    "w8a8-eager": {"dtype": "bfloat16", "compile": False, "quantization": "w8a8"},
-    "bf16-compiled": {"dtype": "bfloat16", "compile": True},
-    "fp32-compiled": {"dtype": "float32", "compile": True},
+    "w8a8-eager": {"dtype": "bfloat16", "compile": False, "quantization": "w8a8", "cpu_bind_threads": True},
+    "w8a8-eager-nobind": {"dtype": "bfloat16", "compile": False, "quantization": "w8a8", "cpu_bind_threads": False},
+    "bf16-compiled": {"dtype": "bfloat16", "compile": True, "cpu_bind_threads": True},
+    "fp32-compiled": {"dtype": "float32", "compile": True, "cpu_bind_threads": True},
 }
 
 
@@ -135,7 +137,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default="qwen2.5-coder-0.5b")
     p.add_argument("--streams", default="1,3,12,32")
-    p.add_argument("--configs", default="fp32-eager,bf16-eager,w8a8-eager,bf16-compiled,fp32-compiled")
+    p.add_argument("--configs", default="fp32-eager,bf16-eager,bf16-eager-nobind,w8a8-eager,bf16-compiled,"
+                                        "fp32-compiled")
     p.add_argument("--json", help="also write the results to this file")
     p.add_argument("--one", help=argparse.SUPPRESS)
     a = p.parse_args()
@@ -152,7 +155,7 @@ def main() -> None:
     print("memory read bandwidth: " + ", ".join(f"{k} {v:.1f} GB/s" for k, v in bw.items()) + f" -> {gbs:.1f}")
     rows = []
     for config in a.configs.split(","):
-        for attempt in (1, 2) if CONFIGS[config]["compile"] else (1,):
+        for attempt in (1, 2) if config == "bf16-compiled" else (1,):  # the second start: a warm compile cache
             cache = Path.home() / ".cache" / "vllm" / "torch_compile_cache"
             warm = cache.is_dir() and any(cache.iterdir())
             row = _run(a.model, config, streams)

@@ -30,7 +30,7 @@ VLLM_LINES = {  # vLLM's log line -> phase name (seconds in group 1)
     r"Loading weights took ([\d.]+) seconds": "weights",
     r"Model loading took [\d.]+ GiB (?:memory )?and ([\d.]+) seconds": "model_load",
     r"torch.compile takes ([\d.]+) s in total": "compile",
-    r"init engine \(profile, create kv cache, warmup model\) took ([\d.]+) seconds": "init_engine",
+    r"init engine \(profile, create kv cache, warmup model\) took ([\d.]+) s": "init_engine",
 }
 
 

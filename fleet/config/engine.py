@@ -11,7 +11,9 @@ bf16 weights are half the bytes), fp32 elsewhere (on AVX2-only CPUs vLLM's bf16 
 plain torch matmuls and runs about half as fast batched). It is resolved when the spec is parsed, on
 the machine that parses it (the edge: `serve run`, the CLI, a driver), and the reason is kept beside
 it. CPU engines run eagerly by default (`compile=False`): torch.compile costs 50-80 s of start for
-5-30% more decode, which only long runs (the eval) win back.
+5-30% more decode, which only long runs (the eval) win back. Their OpenMP threads are not pinned and
+the model worker runs in the engine-core process (`in_process_worker`): fleet's engine always shares
+its cores with the sandbox, agents and the coordinator, and pinned threads collapse then.
 
 CPU engines never prefill in chunks (`cpu_scheduler_kwargs`): vLLM rewinds a seeded request's random
 generator when a chunked prefill discards its sampled token, and CPU `torch.Generator`s cannot
@@ -164,14 +166,15 @@ class EngineSpec(StrictModel):
         "an embedded model's linear layers as integers (fleet.engine.quantize, offline, round to nearest): "
         "w8a8 int8 weights and per-token int8 activations (the coder model: HumanEval 0-39 33/40 vs bf16's "
         "30/40, fewer bytes per decode step); w4a16 loses 4 problems. Needs dtype bfloat16"))
-    cpu_bind_threads: bool = Field(default=True, description=(
-        "CPU: pin each of the engine's OpenMP threads to one core (VLLM_CPU_OMP_THREADS_BIND=0-N); False: "
-        "'nobind', the OS places them. A pinned thread waits whenever another process (the sandbox, an agent) "
-        "runs on its core (bench/engine_start.py --contend)"))
+    cpu_bind_threads: bool = Field(default=False, description=(
+        "CPU, with a worker process: pin each of the engine's OpenMP threads to one core "
+        "(VLLM_CPU_OMP_THREADS_BIND=0-N, vLLM's default); False: 'nobind', the OS places them. Pinned threads "
+        "decode ~1.4x faster on an idle machine and collapse (46 -> 1.7 tok/s on the 2-core EPYC) as soon as one "
+        "other process (the sandbox, an agent) runs on a core: bench/engine_start.py --contend 1"))
     in_process_worker: bool = Field(default=True, description=(
         "CPU, one worker: run vLLM's model worker inside the engine-core process (vLLM's 'uni' executor) "
-        "instead of ray.serve.llm's separate worker process: one vLLM import fewer at every start "
-        "(bench/engine_start.py)"))
+        "instead of ray.serve.llm's separate worker process: one vLLM import fewer at every start (-7.5 s on "
+        "the 2-core EPYC); its threads are not pinned (see cpu_bind_threads). bench/engine_start.py"))
     preload: bool = Field(default=False, description=(
         "CPU: LD_PRELOAD tcmalloc and Intel OpenMP into the engine's processes where both are installed "
         "(vLLM's CPU guide; `cpu_preload`)"))
