@@ -285,6 +285,10 @@ class EngineSpec(StrictModel):
                 "VLLM_CPU_OMP_THREADS_BIND": f"0-{threads - 1}" if self.cpu_bind_threads else "nobind",
                 "VLLM_CPU_NUM_OF_RESERVED_CPU": "0",
             }
+            if not self.cpu_bind_threads:
+                # 'nobind' leaves the thread count to OpenMP, and Ray sets OMP_NUM_THREADS=1 in a worker that
+                # asks for no CPUs (the replica does): say how many.
+                env["OMP_NUM_THREADS"] = str(threads)
             if self.preload and (libs := cpu_preload()):
                 env["LD_PRELOAD"] = libs
         return env | self.env_vars
