@@ -387,6 +387,7 @@ def test_cpu_engine_threads_and_processes_follow_the_spec():
     assert EngineSpec(cpu_threads=2, cpu_bind_threads=True).worker_env()["VLLM_CPU_OMP_THREADS_BIND"] == "0-1"
     env = EngineSpec(cpu_threads=2).worker_env()
     assert env["VLLM_CPU_OMP_THREADS_BIND"] == "nobind" and env["OMP_NUM_THREADS"] == "2"  # default: not pinned
+    assert env["OMP_WAIT_POLICY"] == "PASSIVE"
     assert "OMP_NUM_THREADS" not in EngineSpec(cpu_bind_threads=True).worker_env()  # vLLM sets it when pinning
     assert llm_config(EngineSpec(), "/m").experimental_configs[IN_PROCESS_WORKER] is True
     assert llm_config(EngineSpec(in_process_worker=False), "/m").experimental_configs[IN_PROCESS_WORKER] is False

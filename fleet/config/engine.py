@@ -287,8 +287,10 @@ class EngineSpec(StrictModel):
             }
             if not self.cpu_bind_threads:
                 # 'nobind' leaves the thread count to OpenMP, and Ray sets OMP_NUM_THREADS=1 in a worker that
-                # asks for no CPUs (the replica does): say how many.
-                env["OMP_NUM_THREADS"] = str(threads)
+                # asks for no CPUs (the replica does): say how many. PASSIVE: a thread waiting at a barrier
+                # sleeps instead of spinning; spinning threads collapsed decode 11x as soon as one other
+                # process was busy (bench/engine_start.py --contend 1: 3.3 -> 25.2 tok/s; idle 37.3 either way).
+                env |= {"OMP_NUM_THREADS": str(threads), "OMP_WAIT_POLICY": "PASSIVE"}
             if self.preload and (libs := cpu_preload()):
                 env["LD_PRELOAD"] = libs
         return env | self.env_vars
