@@ -14,7 +14,7 @@ from fleet.config._base import StrictModel
 from fleet.config.deliberation import PromptLayout, SamplingOverride
 from fleet.config.task import Task
 
-Stage = Literal["setup", "generate", "critique", "revise", "judge", "select"]
+Stage = Literal["setup", "generate", "critique", "revise", "judge", "select", "probe"]
 
 
 class CallUsage(StrictModel):
@@ -98,6 +98,14 @@ class ReviseRequest(StrictModel):
     proposal: str = Field(description="the author's own current proposal")
     critiques: list[ReceivedCritique] = Field(default_factory=list)
     feedback: ExecutionFeedback | None = Field(default=None, description="its code against the visible tests")
+    sampling: SamplingOverride | None = None
+    layout: PromptLayout = "shared_prefix"
+
+
+class ProbeRequest(StrictModel):
+    """Ask an agent for inputs to run every candidate on: calls of the code asked for, never outputs."""
+
+    task: Task
     sampling: SamplingOverride | None = None
     layout: PromptLayout = "shared_prefix"
 

@@ -26,12 +26,13 @@ from fleet.messages import (
     CritiqueRequest,
     Decision,
     GenerateRequest,
+    ProbeRequest,
     ReviseRequest,
     SelectRequest,
     Stage,
 )
 
-_STAGE_OFFSET = {"generate": 0, "critique": 100_000, "revise": 200_000, "select": 300_000}
+_STAGE_OFFSET = {"generate": 0, "critique": 100_000, "revise": 200_000, "select": 300_000, "probe": 400_000}
 
 
 def call_seed(base: int, stage: Stage, round_: int, peer: str = "", sample: int = 0) -> int:
@@ -107,6 +108,11 @@ class Agent:
         messages = prompts.revise_messages(self.spec, req.task, req.proposal, req.critiques, req.feedback,
                                            req.layout)
         return await self._call("revise", req.round, messages, sampling=req.sampling)
+
+    async def write_probes(self, req: ProbeRequest, max_tokens: int = 160) -> AgentReply:
+        """Calls of the code the task asks for, one per line (inputs only: the caller parses them)."""
+        messages = prompts.probe_messages(self.spec, req.task, req.layout)
+        return await self._call("probe", 0, messages, max_tokens=max_tokens, sampling=req.sampling)
 
     async def select(self, req: SelectRequest, max_tokens: int = 256) -> tuple[Decision, AgentReply]:
         """As the architect: choose among the candidates (greedy, schema-constrained). Raises

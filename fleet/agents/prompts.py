@@ -55,6 +55,14 @@ _REVISE_CODE_ASK = (
     "at most one sentence on what you changed."
 )
 _REVISE_CODE = "{critiques}Your solution:\n\n{proposal}\n\n{feedback}" + _REVISE_CODE_ASK
+# Inputs only: an expected output written by a small model is often wrong, and candidates are compared
+# with each other on these inputs, never against a model's answer.
+_PROBE_ASK = (
+    "Write up to 8 calls of the function the task asks for, with inputs that test it: typical cases, edge "
+    "cases (empty, zero, one element, negative, duplicates) and inputs where a careless solution would go "
+    "wrong. One call per line, like `name(arguments)`, literal arguments only, no expected outputs, no "
+    "asserts, nothing else."
+)
 _JUDGE_CONTEXT = "{checks}The proposal:\n\n{proposal}\n\n"
 _JUDGE_ASK = (
     "Score the proposal on each criterion from 1 (fails it) to 10 (fully meets it), with a one-sentence "
@@ -131,6 +139,12 @@ def revise_messages(agent: AgentSpec, task: Task, proposal: str, critiques: list
     else:
         text = _REVISE.format(critiques=reviews, proposal=proposal, feedback=_feedback(feedback, "your"))
     return [_system(agent), _user(task, text)]
+
+
+def probe_messages(agent: AgentSpec, task: Task, layout: Layout = "shared_prefix") -> list[ChatMessage]:
+    if layout == "shared_prefix":
+        return _shared(task, "", _persona(agent), _PROBE_ASK)
+    return [_system(agent), _user(task, _PROBE_ASK)]
 
 
 def judge_messages(task: Task, proposal: str, checks: str = "", layout: Layout = "shared_prefix") -> list[ChatMessage]:

@@ -18,8 +18,10 @@ cancels every call in flight.
 `check` runs each new proposal's code against the task's *visible* tests and the linter (in the
 sandbox); the result is stored on the proposal and shown to its author and critics in the next
 round. When every live proposal passes all visible tests, the remaining rounds are skipped
-(`early_stop`). `select`: an ARCHITECT agent chooses among the top k by total; if it fails, the top
-total wins and the record says why.
+(`early_stop`). `select` (fleet/selection): every proposal of every round is a candidate; a code
+task's candidates run on probe inputs and the consensus of their behaviour chooses (the architect
+breaks a near-tie); a prose task's ARCHITECT agent chooses among the top k by total. If it fails, the
+fallback decides and the record says why.
 
 What this file leaves out: where agents live (the pool), how proposals are measured (the scorer).
 """
@@ -40,10 +42,12 @@ from fleet.coordinator.topology import review_pairs
 from fleet.errors import AgentCallError, DeliberationFailedError, EngineTimeoutError
 from fleet.messages import (
     AgentReply,
-    Candidate,
+    CallUsage,
     CritiqueRequest,
+    Decision,
     ExecutionFeedback,
     GenerateRequest,
+    ProbeRequest,
     ReceivedCritique,
     ReviseRequest,
     SelectRequest,
@@ -57,12 +61,13 @@ from fleet.record import (
     EventType,
     PhaseTiming,
     Proposal,
-    Selection,
     TokenTotals,
 )
-from fleet.scoring.judge import card_summary
-from fleet.scoring.ranking import rank, select_top_score
 from fleet.scoring.scorer import Scorer
+from fleet.selection.base import Pool
+from fleet.selection.behaviour import behaviour
+from fleet.selection.probes import parse_written
+from fleet.selection.stage import is_code, make_selector, oracle, score_all
 
 
 def new_deliberation_id() -> str:
@@ -122,6 +127,7 @@ class Deliberation:
         self._t0 = time.perf_counter()  # spans are in ms after this
         self.live: list[str] = [a.agent_id for a in council.agents]
         self._noted_failures = 0
+        self._probe_usage: CallUsage | None = None  # the probe writer's call, recorded with the scores
         self.current: dict[str, Proposal] = {}  # author -> its latest proposal
         self.done_round = -1  # the last completed stage: -1 none, 0 the drafts, r review round r
         if checkpoint is not None:
@@ -190,8 +196,9 @@ class Deliberation:
 
     def _add_proposal(self, round_: int, author: str, reply: AgentReply, feedback: ExecutionFeedback | None) -> None:
         """Record and announce one checked proposal; it becomes its author's current one."""
+        parent = self.current[author].candidate_id if author in self.current else None
         proposal = Proposal(author_id=author, role=self.council.role, round=round_, content=reply.content,
-                            usage=reply.usage, feedback=feedback)
+                            usage=reply.usage, feedback=feedback, parent_id=parent)
         self.record.proposals.append(proposal)
         self.current[author] = proposal
         self._emit("proposal" if round_ == 0 else "revision", proposal)
@@ -332,14 +339,20 @@ class Deliberation:
         # Agents connect to their engine first, so stage timings measure deliberation, not start-up.
         await self._fan_out("setup", 0, {a: (a, lambda a=a: self.pool.call(a, "ready")) for a in self.live})
         self._check_quorum("setup")
-        if self.cfg.dataflow and self.cfg.rounds > max(self.done_round, 0) and len(self.live) >= 2:
-            await self._review_rounds(max(self.done_round, 0) + 1, with_drafts=self.done_round < 0)
-        else:
-            await self._barrier_rounds()
-        if self.cfg.rounds == 0:
-            self.record.notes.append("rounds=0: review skipped as requested")
-
-        await self._score_and_select({a: self.current[a].content for a in self.live})
+        # The probe inputs an agent writes need only the task: written while the drafts are.
+        writer = asyncio.create_task(self._write_probes()) if self._writes_probes() else None
+        try:
+            if self.cfg.dataflow and self.cfg.rounds > max(self.done_round, 0) and len(self.live) >= 2:
+                await self._review_rounds(max(self.done_round, 0) + 1, with_drafts=self.done_round < 0)
+            else:
+                await self._barrier_rounds()
+            if self.cfg.rounds == 0:
+                self.record.notes.append("rounds=0: review skipped as requested")
+            await self._score_and_select(await writer if writer is not None else [])
+        finally:
+            if writer is not None:
+                writer.cancel()
+                await asyncio.gather(writer, return_exceptions=True)
         self._finish()
         return self.record
 
@@ -565,55 +578,71 @@ class Deliberation:
             self._on_checkpoint(Checkpoint(round=k, live=live, record=record))
         self._release()
 
-    async def _score_and_select(self, finals: dict[str, str]) -> None:
+    def _writes_probes(self) -> bool:
+        return self.cfg.probe_inputs and is_code(self.request.task) and bool(self.architect_id or self.live)
+
+    async def _write_probes(self) -> list[str]:
+        """Inputs one agent (the architect, else the council's first) writes for the task; [] when its
+        call fails (noted: the visible tests' inputs still probe)."""
+        writer = self.architect_id or self.live[0]
+        req = ProbeRequest(task=self.request.task, sampling=self.request.sampling, layout=self.cfg.prompt_layout)
+        t0 = time.perf_counter()
+        try:
+            reply = await asyncio.wait_for(self.pool.call(writer, "write_probes", req), self.cfg.timeouts.call_s)
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            self._note(f"probe inputs: {writer}'s call failed ({type(e).__name__}); the visible tests' inputs only")
+            return []
+        self._probe_usage = self._spanned(reply, t0, time.perf_counter()).usage
+        return parse_written(reply.content)
+
+    async def _score_and_select(self, written: list[str]) -> None:
+        """Every proposal of every round is a candidate: scored, probed (code) and selected among."""
         start = time.perf_counter()
-        outcome = await self.scorer.score(self.request.task, self.council.role, finals, self.cfg.timeouts.call_s)
+        task, proposals = self.request.task, list(self.record.proposals)
+        if self._probe_usage is not None:
+            self.record.usage.append(self._probe_usage)
+        outcome, cards, notes = await score_all(self.scorer, task, self.council.role, proposals, self.cfg)
         for failure in outcome.failures:
             self.record.failures.append(failure)
             self._emit("failure", failure)
-        self.record.notes += outcome.notes
+        self.record.notes += outcome.notes + notes
         self.record.usage += [s.judge.usage for s in outcome.scored if s.judge]
-        self.record.scores = rank({s.author_id: (s.checks, s.judge) for s in outcome.scored}, self.cfg.weights)
+        self.record.scores, self.record.oracle_pool = cards, oracle(cards)
+        if is_code(task):
+            self.record.behaviour = await behaviour(task, proposals, cards, written, self.cfg.sandbox)
         self.record.timings.append(PhaseTiming(phase="score", round=0, wall_ms=(time.perf_counter() - start) * 1000))
         start = time.perf_counter()
         for card in self.record.scores:
             self._emit("score", card)
+        selector = make_selector(self.cfg, task, self._ask_architect, self.architect_id)
         try:
-            self.record.selection = await self._select(finals)
+            self.record.selection = await selector.select(
+                Pool(task, {p.candidate_id: p for p in proposals}, cards, self.record.behaviour))
         finally:
             self.record.timings.append(
                 PhaseTiming(phase="select", round=0, wall_ms=(time.perf_counter() - start) * 1000))
         self._emit("winner", self.record.selection)
         self._check_quorum("select")
 
-    async def _select(self, finals: dict[str, str]) -> Selection:
-        """The architect's choice among the top k; the top total when k=1, no architect, or it fails."""
-        k, cards = self.request.task.k, self.record.scores
-        top = cards[:k]
-        if len(top) < 2 or not self.cfg.architect or self.architect_id is None:
-            why = ("k=1: the top total wins" if k == 1 else "one candidate" if len(top) < 2
-                   else "no architect: the top total wins")
-            return select_top_score(cards, k, why)
-        request = SelectRequest(task=self.request.task, layout=self.cfg.prompt_layout,
-                                candidates=[Candidate(author_id=c.author_id, content=finals[c.author_id],
-                                                      summary=card_summary(c)) for c in top])
+    async def _ask_architect(self, request: SelectRequest) -> tuple[Decision, CallUsage] | str:
+        """The architect's decision and its call's usage, or why there is none (the failure recorded)."""
+        assert self.architect_id is not None
         t0 = time.perf_counter()
         try:
             decision, reply = await asyncio.wait_for(
                 self.pool.call(self.architect_id, "select", request), self.cfg.timeouts.call_s)
-            reply = self._spanned(reply, t0, time.perf_counter())
         except asyncio.CancelledError:
             raise
         except Exception as e:
             failure = agent_failure(self.architect_id, "select", 0, e, self.cfg.timeouts.call_s)
             self.record.failures.append(failure)
             self._emit("failure", failure)
-            return select_top_score(cards, k, f"the architect {self.architect_id} failed ({failure.error_type}), "
-                                              "so the top total wins")
+            return f"the architect {self.architect_id} failed ({failure.error_type})"
+        reply = self._spanned(reply, t0, time.perf_counter())
         self.record.usage.append(reply.usage)
-        return Selection(winner_id=decision.winner, candidates=[c.author_id for c in top], runner_up=decision.runner_up,
-                         reason=decision.reasons, method="architect", architect_id=self.architect_id,
-                         usage=reply.usage)
+        return decision, reply.usage
 
 
 async def _timed(fn: Callable[[], Awaitable[Any]]) -> tuple[Any, float, float]:

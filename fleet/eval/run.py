@@ -208,7 +208,8 @@ class Evaluation:
         if record.selection is None:
             return self._row(problem, strategy, error=error or "no winner", detail=detail, **tokens)
         winner = record.selection.winner_id
-        final = [p for p in record.proposals if p.author_id == winner][-1]
+        final = record.winning_proposal()
+        assert final is not None  # a selection names one of the record's proposals
         detail.update(winner=winner, method=record.selection.method, winner_round=final.round)
         return await self._graded(problem, strategy, final.content, error=error, detail=detail, **tokens)
 
