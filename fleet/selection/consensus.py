@@ -30,7 +30,9 @@ def group_key(g: BehaviourGroup) -> tuple[int, int]:
 
 def rank_groups(groups: list[BehaviourGroup], rank: dict[str, int]) -> list[BehaviourGroup]:
     """Best first. rank: candidate id -> its score card's position (ties after agreement and size)."""
-    return sorted(groups, key=lambda g: (-g.visible_passed, -g.agreement, -len(g.members), rank[g.members[0]]))
+    # Code that did not run never leads code that ran as well on the visible tests.
+    return sorted(groups, key=lambda g: (-g.visible_passed, g.outputs is None, -g.agreement, -len(g.members),
+                                         rank[g.members[0]]))
 
 
 def make_groups(table: list[ProbeRow], vis: dict[str, tuple[int, int]], roots: dict[str, str],
