@@ -47,6 +47,17 @@ class ExecutionFeedback(StrictModel):
     tests_passed: int = Field(default=0, ge=0)
     tests_total: int = Field(default=0, ge=0, description="0: the task has no visible tests")
     failure: str = Field(default="", description="the first failing visible test's output, truncated")
+    crash: str = Field(default="", description="why the module failed to import (e.g. NameError: name 're' is not "
+                       "defined): every call of it fails")
+    counterexample: str = Field(default="", description="the first visible input it raises on or answers wrongly: "
+                                "input, expected, what it returned or raised")
+    outputs: list[str] | None = Field(default=None, description="its repr on each visible test input (grouping "
+                                      "while rounds run); None: not run")
+
+    @property
+    def failing(self) -> bool:
+        """A failed visible test, a crash, or a counterexample: what repair is aimed at."""
+        return bool(self.crash or self.counterexample) or self.tests_passed < self.tests_total
 
     @property
     def all_passed(self) -> bool:
@@ -59,6 +70,10 @@ class ExecutionFeedback(StrictModel):
         if not self.code_found:
             return "No Python code block was found: put the whole solution in one ```python block."
         lines = []
+        if self.crash:
+            lines.append(f"Importing the code fails: {self.crash}")
+        if self.counterexample:
+            lines.append(f"Counterexample:\n{self.counterexample}")
         if self.truncated:
             lines.append("The code block was cut off (too long): write shorter, complete code.")
         if self.parse_error:

@@ -89,10 +89,11 @@ async def test_a_near_tie_goes_to_the_architect_with_the_inputs_where_the_groups
 
 
 async def test_a_revision_that_passes_fewer_visible_tests_is_kept_but_never_ranks_above_its_parent():
-    parent = code("def add(a, b):\n    return a + b if a < 5 else 0")  # visible 2/2, hidden 0/3
+    # visible 2/2, hidden 0/3, raises on the agent's input (so it is repaired)
+    parent = code("def add(a, b):\n    return a + b if 0 <= a < 5 else int('x')")
     regress = code("def add(a, b):\n    return a + b if a != 2 else 0")  # visible 1/2, hidden 3/3: a higher total
     wrong = code("def add(a, b):\n    return a - b")  # fails visibly: round 1 happens
-    engine = engine_with({"agent-dev-001": [parent, regress], "agent-dev-002": [wrong]})
+    engine = engine_with({"agent-dev-001": [parent, regress], "agent-dev-002": [wrong]}, probe_answer="add(-5, 2)")
     d, _ = local_deliberation(n=2, rounds=1, judge=False, task=add_task(), engine=engine, selector="top_score")
     record = await d.run()
     ids = [p.candidate_id for p in record.proposals]

@@ -328,8 +328,14 @@ async def test_early_stop_when_every_proposal_passes_its_visible_tests():
     assert "critique" not in stage_counts(engine) and "revise" not in stage_counts(engine)
     assert any(n.startswith("early stop") and "rounds 1..2 skipped" in n for n in record.notes)
     d, engine = local_deliberation(n=3, rounds=1, task=_code_task(passing), early_stop=False)
+    record = await d.run()
+    # the round happens, but repair is aimed at failures (issue 20): proposals that pass are neither
+    # critiqued nor revised (before it, all three were)
+    assert "critique" not in stage_counts(engine) and "revise" not in stage_counts(engine)
+    assert any("received no critique and keep their proposal" in n for n in record.notes)
+    d, engine = local_deliberation(n=3, rounds=1, task=_code_task(passing), early_stop=False, feedback=False)
     await d.run()
-    assert stage_counts(engine)["revise"] == 3
+    assert stage_counts(engine)["revise"] == 3  # without feedback, review goes to every proposal as before
 
 
 def _draft_end(record, agent: str) -> float:

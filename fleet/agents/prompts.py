@@ -42,6 +42,10 @@ _CRITIQUE_ASK = (
     "Review the colleague's solution against the criteria above. List two weaknesses and one concrete "
     "improvement. Be brief."
 )
+_CRITIQUE_FIX_ASK = (
+    "Explain in two or three sentences why the colleague's code gives that result, and the smallest change "
+    "that fixes it. Nothing else."
+)
 _REVISE_ASK = (
     "Write an improved solution that fixes the weaknesses above. Explain the approach, show the "
     "code, and name the main risk with its mitigation."
@@ -117,6 +121,14 @@ def critique_messages(agent: AgentSpec, task: Task, author_id: str, proposal: st
                       feedback: ExecutionFeedback | None = None,
                       layout: Layout = "shared_prefix") -> list[ChatMessage]:
     context = _CRITIQUE_CONTEXT.format(author=author_id, proposal=proposal, feedback=_feedback(feedback, "its"))
+    if feedback is not None and (feedback.crash or feedback.counterexample):
+        # The concrete failure first, before the proposal and any prose: reviews of small models
+        # otherwise drift to style and "edge cases" the task never asked for (measured on the demo).
+        what = (f"Importing {author_id}'s code fails: {feedback.crash}" if feedback.crash
+                else f"{author_id}'s code fails on this input:\n{feedback.counterexample}")
+        context = f"{what}\n\n{context}"
+        return (_shared(task, context, _persona(agent), _CRITIQUE_FIX_ASK) if layout == "shared_prefix"
+                else [_system(agent), _user(task, context + _CRITIQUE_FIX_ASK)])
     if layout == "shared_prefix":
         return _shared(task, context, _persona(agent), _CRITIQUE_ASK)
     return [_system(agent), _user(task, context + _CRITIQUE_ASK)]

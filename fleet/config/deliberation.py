@@ -65,6 +65,10 @@ class DeliberationConfig(StrictModel):
     probe_inputs: bool = Field(
         default=True, description="code tasks: an agent writes inputs (calls, no outputs) that every candidate is "
         "run on beside the visible tests' inputs")
+    budget_tokens: int | None = Field(
+        default=None, ge=1, description="completion tokens the deliberation may spend in all (agents, probe writer, "
+        "judge, architect): a call whose max_tokens the rest cannot cover is not started (a draft: its agent is "
+        "out; a critique or revision: skipped; the judge: left out), and the record says where tokens went")
     timeouts: Timeouts = Field(default_factory=Timeouts)
 
 

@@ -37,24 +37,24 @@ from typing import Any
 
 from fleet.config.council import CouncilSpec
 from fleet.config.deliberation import DeliberationRequest
+from fleet.coordinator.budget import Budget, call_cap
+from fleet.coordinator.ledger import agent_failure, busy_s, in_council_order, timed
 from fleet.coordinator.pool import AgentPool
+from fleet.coordinator.repair import consensus_stop, may_still_stop, needs_repair, worth_revising
+from fleet.coordinator.select_stage import SelectStage
 from fleet.coordinator.topology import review_pairs
-from fleet.errors import AgentCallError, DeliberationFailedError, EngineTimeoutError
+from fleet.errors import BudgetExhaustedError, DeliberationFailedError, EngineTimeoutError
 from fleet.messages import (
     AgentReply,
     CallUsage,
     CritiqueRequest,
-    Decision,
     ExecutionFeedback,
     GenerateRequest,
-    ProbeRequest,
     ReceivedCritique,
     ReviseRequest,
-    SelectRequest,
     Stage,
 )
 from fleet.record import (
-    AgentFailure,
     Checkpoint,
     Critique,
     DeliberationRecord,
@@ -64,26 +64,14 @@ from fleet.record import (
     TokenTotals,
 )
 from fleet.scoring.scorer import Scorer
-from fleet.selection.base import Pool
-from fleet.selection.behaviour import behaviour
-from fleet.selection.probes import parse_written
-from fleet.selection.stage import is_code, make_selector, oracle, score_all
+from fleet.selection.stage import is_code
 
 
 def new_deliberation_id() -> str:
     return f"delib-{uuid.uuid4().hex[:16]}"
 
 
-def agent_failure(agent_id: str, stage: Stage, round_: int, err: BaseException, call_s: float) -> AgentFailure:
-    """A failed agent call as the record keeps it: a timeout reads as the engine's, an agent call
-    error by the type of its cause."""
-    if isinstance(err, TimeoutError):
-        err = EngineTimeoutError(f"call ran past {call_s}s")
-    error_type = err.cause_type if isinstance(err, AgentCallError) and err.cause_type else type(err).__name__
-    return AgentFailure(agent_id=agent_id, stage=stage, round=round_, error_type=error_type, message=str(err)[:2000])
-
-
-class Deliberation:
+class Deliberation(SelectStage):
     def __init__(
         self,
         request: DeliberationRequest,
@@ -128,6 +116,8 @@ class Deliberation:
         self.live: list[str] = [a.agent_id for a in council.agents]
         self._noted_failures = 0
         self._probe_usage: CallUsage | None = None  # the probe writer's call, recorded with the scores
+        self.budget = Budget(self.cfg.budget_tokens)
+        self._writer: asyncio.Task[list[str]] | None = None  # the probe writer's call, while the drafts run
         self.current: dict[str, Proposal] = {}  # author -> its latest proposal
         self.done_round = -1  # the last completed stage: -1 none, 0 the drafts, r review round r
         if checkpoint is not None:
@@ -176,8 +166,9 @@ class Deliberation:
         record and announce it."""
         start = time.perf_counter()
         authors = list(replies)
+        probes = await self._written()
         feedback = await asyncio.gather(*(self.scorer.feedback(self.request.task, self.council.role,
-                                                              replies[a].content) for a in authors))
+                                                              replies[a].content, probes) for a in authors))
         if any(f is not None for f in feedback):
             self.record.timings.append(
                 PhaseTiming(phase="check", round=round_, wall_ms=(time.perf_counter() - start) * 1000))
@@ -189,7 +180,7 @@ class Deliberation:
         """Check one new proposal (its span added to `spans` when there was something to check),
         then record and announce it."""
         t0 = time.perf_counter()
-        fb = await self.scorer.feedback(self.request.task, self.council.role, reply.content)
+        fb = await self.scorer.feedback(self.request.task, self.council.role, reply.content, await self._written())
         if fb is not None:
             spans.append((t0, time.perf_counter()))
         self._add_proposal(round_, author, reply, fb)
@@ -203,19 +194,35 @@ class Deliberation:
         self.current[author] = proposal
         self._emit("proposal" if round_ == 0 else "revision", proposal)
 
-    def _stops_early(self) -> bool:
-        """Every live proposal passes all its visible tests (and early stop is on): no more review."""
+    def _stops_early(self) -> str:
+        """Why review stops here ('' when it goes on): every live proposal passes all its visible tests,
+        or (code) the leading behaviour group passes them all and holds a majority (repair.py)."""
         fbs = [self.current[a].feedback for a in self.live]
-        return (self.cfg.early_stop and self.cfg.feedback and bool(fbs)
-                and all(f is not None and f.all_passed for f in fbs))
+        if not (self.cfg.early_stop and self.cfg.feedback and fbs):
+            return ""
+        if all(f is not None and f.all_passed for f in fbs):
+            return "every live proposal passes all visible tests"
+        if is_code(self.request.task) and (lead := consensus_stop(fbs)):
+            return f"on consensus, {lead} of {len(fbs)} live proposals agree and pass all visible tests"
+        return ""
 
     def _may_stop_early(self, settled: list[str]) -> bool:
-        """Whether the outputs of a round still in flight could end in an early stop: only while every
-        one in so far (`settled`: their authors) passes all its visible tests."""
+        """Whether the outputs of a round still in flight could end in an early stop: while every one
+        in so far (`settled`: their authors) passes all its visible tests, or (code) while no more fail
+        than a majority can spare."""
         if not (self.cfg.early_stop and self.cfg.feedback and self.request.task.visible_tests):
             return False
         fbs = [self.current[a].feedback for a in settled if a in self.live]
+        if is_code(self.request.task):
+            return may_still_stop(fbs, len(self.live))
         return all(f is not None and f.all_passed for f in fbs)
+
+    def _aimed_at(self, author: str) -> bool:
+        """Whether `author`'s proposal gets critiques and a revision: on a code task with feedback on,
+        only one that fails (repair.py); otherwise every one."""
+        if not (self.cfg.feedback and is_code(self.request.task)):
+            return True
+        return needs_repair(self.current[author].feedback)
 
     # -- stage machinery -------------------------------------------------------------------------
 
@@ -224,7 +231,7 @@ class Deliberation:
     ) -> dict[Hashable, Any]:
         """Run every call at once. calls: key -> (agent_id, call). Returns key -> reply for the calls
         that succeeded; each failed call is recorded and takes its agent out."""
-        tasks = {key: asyncio.create_task(asyncio.wait_for(_timed(fn), self.cfg.timeouts.call_s))
+        tasks = {key: asyncio.create_task(asyncio.wait_for(timed(fn), self.cfg.timeouts.call_s))
                  for key, (_, fn) in calls.items()}
         start = time.perf_counter()
         timed_out: set[asyncio.Task] = set()
@@ -271,12 +278,16 @@ class Deliberation:
         """One call of a pipelined stage, under the call timeout and the stage's `deadline`
         (perf_counter). Returns the reply (its usage recorded), or None: the failure is recorded and
         the agent is out. Cancellation propagates."""
+        if not self._afford(stage, round_, agent_id):
+            return None
+        cap, used = call_cap(self.request, self.council, agent_id, stage), 0
         t0 = time.perf_counter()
         timeout = min(self.cfg.timeouts.call_s, deadline - t0)
         try:
             if timeout <= 0:
                 raise EngineTimeoutError(f"stage {stage} ran past {self.cfg.timeouts.stage_s}s")
             reply = await asyncio.wait_for(fn(), timeout)
+            used = reply.usage.completion_tokens
         except asyncio.CancelledError:
             raise
         except Exception as e:
@@ -285,11 +296,26 @@ class Deliberation:
             spans.append((t0, time.perf_counter()))
             self._fail(agent_id, stage, round_, e)
             return None
+        finally:
+            self.budget.settle(cap, used)
         t1 = time.perf_counter()
         spans.append((t0, t1))
         reply = self._spanned(reply, t0, t1)
         self.record.usage.append(reply.usage)
         return reply
+
+    def _afford(self, stage: Stage, round_: int, agent_id: str) -> bool:
+        """Reserve a call's max_tokens in the budget; when the rest cannot cover them it does not start:
+        a draft's agent is out (a failure), a critique or revision is skipped (noted once per stage)."""
+        cap = call_cap(self.request, self.council, agent_id, stage)
+        if self.budget.reserve(cap):
+            return True
+        why = f"budget: {self.budget.left()} of {self.cfg.budget_tokens} tokens left, a {stage} call may take {cap}"
+        if stage == "generate":
+            self._fail(agent_id, stage, round_, BudgetExhaustedError(why))
+        elif not any(n.startswith(f"budget: {stage} calls of round {round_}") for n in self.record.notes):
+            self._note(f"budget: {stage} calls of round {round_} not started from here on ({why})", round_)
+        return False
 
     def _fail(self, agent_id: str, stage: Stage, round_: int, err: BaseException) -> None:
         failure = agent_failure(agent_id, stage, round_, err, self.cfg.timeouts.call_s)
@@ -320,6 +346,8 @@ class Deliberation:
             r.status = status  # type: ignore[assignment]
         r.error = error
         r.tokens = TokenTotals.of(r.usage)
+        r.stage_tokens = {s: sum(u.completion_tokens for u in r.usage if u.stage == s)
+                          for s in dict.fromkeys(u.stage for u in r.usage)}
         r.duration_ms = (datetime.now(UTC) - r.started_at).total_seconds() * 1000
 
     # -- the stages ------------------------------------------------------------------------------
@@ -341,6 +369,7 @@ class Deliberation:
         self._check_quorum("setup")
         # The probe inputs an agent writes need only the task: written while the drafts are.
         writer = asyncio.create_task(self._write_probes()) if self._writes_probes() else None
+        self._writer = writer
         try:
             if self.cfg.dataflow and self.cfg.rounds > max(self.done_round, 0) and len(self.live) >= 2:
                 await self._review_rounds(max(self.done_round, 0) + 1, with_drafts=self.done_round < 0)
@@ -348,7 +377,7 @@ class Deliberation:
                 await self._barrier_rounds()
             if self.cfg.rounds == 0:
                 self.record.notes.append("rounds=0: review skipped as requested")
-            await self._score_and_select(await writer if writer is not None else [])
+            await self._score_and_select(await self._written())
         finally:
             if writer is not None:
                 writer.cancel()
@@ -361,8 +390,12 @@ class Deliberation:
         if self.done_round < 0:
             gen = GenerateRequest(task=self.request.task, sampling=self.request.sampling,
                                   layout=self.cfg.prompt_layout)
+            drafters = [a for a in list(self.live) if self._afford("generate", 0, a)]
             replies = await self._fan_out("generate", 0, {
-                a: (a, lambda a=a: self.pool.call(a, "generate", gen)) for a in self.live})
+                a: (a, lambda a=a: self.pool.call(a, "generate", gen)) for a in drafters})
+            for a in drafters:
+                self.budget.settle(call_cap(self.request, self.council, a, "generate"),
+                                   replies[a].usage.completion_tokens if a in replies else 0)
             await self._add_proposals(0, replies)
             self._check_quorum("generate")
             self._checkpoint(0)
@@ -426,7 +459,7 @@ class Deliberation:
             for stage in stages:
                 if spans.get((stage, k)) or stage != "check":
                     self.record.timings.append(  # type: ignore[arg-type]
-                        PhaseTiming(phase=stage, round=k, wall_ms=_busy_s(span(stage, k)) * 1000))
+                        PhaseTiming(phase=stage, round=k, wall_ms=busy_s(span(stage, k)) * 1000))
 
         def decide(k: int) -> None:
             """Round k happens or not, once round k-1's outputs tell (see the docstring)."""
@@ -435,10 +468,9 @@ class Deliberation:
             if not pending[k - 1]:
                 if len(self.live) < 2:
                     self._note(f"round {k}: skipped review, fewer than 2 live agents", k)
-                elif self._stops_early():
-                    self._note(f"early stop: every live proposal passes all visible tests after "
-                               f"{'the drafts' if k == 1 else f'round {k - 1}'}; rounds {k}..{cfg.rounds} skipped",
-                               k)
+                elif why := self._stops_early():
+                    self._note(f"early stop: {why} after {'the drafts' if k == 1 else f'round {k - 1}'}; "
+                               f"rounds {k}..{cfg.rounds} skipped", k)
                 else:
                     go[k].set_result(True)
                     return
@@ -481,6 +513,8 @@ class Deliberation:
         async def review(critic: str, author: str, k: int) -> AgentReply | None:
             if not await ready(author, k) or not await ready(critic, k) or critic not in self.live:
                 return None
+            if not self._aimed_at(author):  # repair aimed at failures: a passing proposal is not reviewed
+                return None
             req = CritiqueRequest(task=task, round=k, author_id=author, proposal=self.current[author].content,
                                   feedback=self._shown(author), sampling=self.request.sampling,
                                   layout=cfg.prompt_layout)
@@ -509,7 +543,7 @@ class Deliberation:
                     return
                 # An author revises with the critiques it received and what its code did; one with
                 # neither keeps its proposal.
-                if not received and not _worth_revising(self._shown(a)):
+                if not self._aimed_at(a) or (not received and not worth_revising(self._shown(a))):
                     kept.setdefault(k, []).append(a)
                     settle(a, k, True)
                     continue
@@ -553,7 +587,7 @@ class Deliberation:
             self._release(everything=True)
             # The record lists each round's outputs in council order whatever order they finished in
             # (events went out as they came): same seeds, same record.
-            _in_council_order(self.record, order, pairs, c0, p0, u0)
+            in_council_order(self.record, order, pairs, c0, p0, u0)
         ran = [k for k in range(first, last + 1) if happens(k)]
         if ran:
             self._check_quorum(f"revise round {ran[-1]}")
@@ -569,7 +603,7 @@ class Deliberation:
         record.usage[u0:] = [u for u in record.usage[u0:] if u.round <= k]
         record.failures[f0:] = [f for f in record.failures[f0:] if f.round <= k]
         record.notes = [n for i, n in enumerate(record.notes) if self._note_round.get(i, 0) <= k]
-        _in_council_order(record, order, pairs, c0, p0, u0)
+        in_council_order(record, order, pairs, c0, p0, u0)
         failed = record.failed_agents()
         record.status = "degraded" if failed & {a.agent_id for a in self.council.agents} else "completed"
         live = [a for a in order if a not in failed and any(p.author_id == a for p in record.proposals)]
@@ -577,110 +611,3 @@ class Deliberation:
         if self._on_checkpoint is not None:
             self._on_checkpoint(Checkpoint(round=k, live=live, record=record))
         self._release()
-
-    def _writes_probes(self) -> bool:
-        return self.cfg.probe_inputs and is_code(self.request.task) and bool(self.architect_id or self.live)
-
-    async def _write_probes(self) -> list[str]:
-        """Inputs one agent (the architect, else the council's first) writes for the task; [] when its
-        call fails (noted: the visible tests' inputs still probe)."""
-        writer = self.architect_id or self.live[0]
-        req = ProbeRequest(task=self.request.task, sampling=self.request.sampling, layout=self.cfg.prompt_layout)
-        t0 = time.perf_counter()
-        try:
-            reply = await asyncio.wait_for(self.pool.call(writer, "write_probes", req), self.cfg.timeouts.call_s)
-        except asyncio.CancelledError:
-            raise
-        except Exception as e:
-            self._note(f"probe inputs: {writer}'s call failed ({type(e).__name__}); the visible tests' inputs only")
-            return []
-        self._probe_usage = self._spanned(reply, t0, time.perf_counter()).usage
-        return parse_written(reply.content)
-
-    async def _score_and_select(self, written: list[str]) -> None:
-        """Every proposal of every round is a candidate: scored, probed (code) and selected among."""
-        start = time.perf_counter()
-        task, proposals = self.request.task, list(self.record.proposals)
-        if self._probe_usage is not None:
-            self.record.usage.append(self._probe_usage)
-        outcome, cards, notes = await score_all(self.scorer, task, self.council.role, proposals, self.cfg)
-        for failure in outcome.failures:
-            self.record.failures.append(failure)
-            self._emit("failure", failure)
-        self.record.notes += outcome.notes + notes
-        self.record.usage += [s.judge.usage for s in outcome.scored if s.judge]
-        self.record.scores, self.record.oracle_pool = cards, oracle(cards)
-        if is_code(task):
-            self.record.behaviour = await behaviour(task, proposals, cards, written, self.cfg.sandbox)
-        self.record.timings.append(PhaseTiming(phase="score", round=0, wall_ms=(time.perf_counter() - start) * 1000))
-        start = time.perf_counter()
-        for card in self.record.scores:
-            self._emit("score", card)
-        selector = make_selector(self.cfg, task, self._ask_architect, self.architect_id)
-        try:
-            self.record.selection = await selector.select(
-                Pool(task, {p.candidate_id: p for p in proposals}, cards, self.record.behaviour))
-        finally:
-            self.record.timings.append(
-                PhaseTiming(phase="select", round=0, wall_ms=(time.perf_counter() - start) * 1000))
-        self._emit("winner", self.record.selection)
-        self._check_quorum("select")
-
-    async def _ask_architect(self, request: SelectRequest) -> tuple[Decision, CallUsage] | str:
-        """The architect's decision and its call's usage, or why there is none (the failure recorded)."""
-        assert self.architect_id is not None
-        t0 = time.perf_counter()
-        try:
-            decision, reply = await asyncio.wait_for(
-                self.pool.call(self.architect_id, "select", request), self.cfg.timeouts.call_s)
-        except asyncio.CancelledError:
-            raise
-        except Exception as e:
-            failure = agent_failure(self.architect_id, "select", 0, e, self.cfg.timeouts.call_s)
-            self.record.failures.append(failure)
-            self._emit("failure", failure)
-            return f"the architect {self.architect_id} failed ({failure.error_type})"
-        reply = self._spanned(reply, t0, time.perf_counter())
-        self.record.usage.append(reply.usage)
-        return decision, reply.usage
-
-
-async def _timed(fn: Callable[[], Awaitable[Any]]) -> tuple[Any, float, float]:
-    t0 = time.perf_counter()
-    reply = await fn()
-    return reply, t0, time.perf_counter()
-
-
-def _in_council_order(record: DeliberationRecord, order: dict[str, int], pairs: list[tuple[str, str]],
-                      c0: int, p0: int, u0: int) -> None:
-    """Sort what review rounds added to the record (from these offsets) into council order: by round,
-    then drafts, critiques (in pair order), revisions, each in council order."""
-    stages = {"generate": 0, "critique": 1, "revise": 2}
-    pair = {p: i for i, p in enumerate(pairs)}
-    record.critiques[c0:] = sorted(record.critiques[c0:], key=lambda c: (c.round, pair.get((c.critic_id, c.author_id),
-                                                                                             len(pair))))
-    record.proposals[p0:] = sorted(record.proposals[p0:], key=lambda p: (p.round, order.get(p.author_id, -1)))
-    record.usage[u0:] = sorted(record.usage[u0:], key=lambda u: (u.round, stages.get(u.stage, 3),
-                                                                 order.get(u.agent_id, -1), u.start_ms or 0.0))
-
-
-def _busy_s(spans: list[tuple[float, float]]) -> float:
-    """How long at least one of these calls was in flight: a pipelined stage's wall (its calls
-    start at different times, so first-start-to-last-end would count the waits between them).
-
-    >>> _busy_s([(0.0, 1.0), (0.5, 2.0), (5.0, 5.5)])
-    2.5
-    """
-    busy, end = 0.0, float("-inf")
-    for s, e in sorted(spans):
-        busy += max(0.0, e - max(s, end))
-        end = max(end, e)
-    return busy
-
-
-def _worth_revising(feedback: ExecutionFeedback | None) -> bool:
-    """Whether the checks alone give an author something to fix."""
-    if feedback is None:
-        return False
-    return (not feedback.code_found or feedback.truncated or feedback.parse_error is not None
-            or bool(feedback.lint) or feedback.tests_passed < feedback.tests_total)
