@@ -16,6 +16,7 @@ from fleet.selection.base import Pool, demote_regressions
 from fleet.selection.consensus import Consensus
 from fleet.selection.models import Behaviour, BehaviourGroup
 from fleet.selection.probes import parse_written, visible_inputs
+from fleet.transcript import render
 
 pytestmark = pytest.mark.unit
 
@@ -71,6 +72,10 @@ async def test_candidates_are_grouped_by_their_outputs_and_a_crashing_one_stands
     assert record.oracle_pool is True and any(u.stage == "probe" for u in record.usage)
     # the crash also reached the lint: F821 for `re`
     assert any("F821" in f for f in record.proposals[2].feedback.lint)
+    # the transcript shows the probe table, the groups and why the winner won
+    text = render(record)
+    assert "p4 (agent): add(-5, 2)" in text and "group 2: 0/2 visible tests, 1 of 3 lineages agree" in text
+    assert f"WINNER: {rep}  chosen by the consensus of behaviour" in text
 
 
 async def test_a_near_tie_goes_to_the_architect_with_the_inputs_where_the_groups_differ():
@@ -192,3 +197,16 @@ def test_old_records_without_lineage_or_candidate_ids_still_load():
                         "method": "top-score"}
     loaded = DeliberationRecord.model_validate(old)
     assert loaded.winning_proposal().content == "y"  # an old selection names the author: its last proposal
+
+
+async def test_code_that_does_not_import_is_a_crash_fed_back_and_a_group_of_its_own():
+    from fleet.config.scoring import SandboxLimits
+    from fleet.scoring.checks import feedback
+    from fleet.selection.probes import probe_row
+
+    broken = code("from collections import OrderedDictionary\n\n\ndef add(a, b):\n    return a + b")
+    fb = await feedback(add_task(), "DEV", broken, SandboxLimits())
+    assert "ImportError" in fb.crash and fb.failing and fb.outputs is None
+    assert "Importing the code fails: ImportError" in fb.render()
+    row = await probe_row("x@r0", broken, ["add(1, 2)"], SandboxLimits())
+    assert row.outputs is None and "ImportError" in row.error
