@@ -51,8 +51,11 @@ class ExecutionFeedback(StrictModel):
                        "defined): every call of it fails")
     counterexample: str = Field(default="", description="the first visible input it raises on or answers wrongly: "
                                 "input, expected, what it returned or raised")
-    outputs: list[str] | None = Field(default=None, description="its repr on each visible test input (grouping "
-                                      "while rounds run); None: not run")
+    outputs: list[str] | None = Field(default=None, description="its repr on each of `inputs` (grouping while "
+                                      "rounds run); None: not run")
+    inputs: list[str] = Field(default_factory=list, description="the probe inputs `outputs` answer")
+    disagreement: str = Field(default="", description="an input where it differs from the leading group of the "
+                              "other candidates: the input, their output, its own")
 
     @property
     def failing(self) -> bool:
@@ -74,6 +77,8 @@ class ExecutionFeedback(StrictModel):
             lines.append(f"Importing the code fails: {self.crash}")
         if self.counterexample:
             lines.append(f"Counterexample:\n{self.counterexample}")
+        if self.disagreement:
+            lines.append(f"Most other candidates answer differently:\n{self.disagreement}")
         if self.truncated:
             lines.append("The code block was cut off (too long): write shorter, complete code.")
         if self.parse_error:

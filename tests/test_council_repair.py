@@ -92,3 +92,20 @@ async def test_a_budget_that_cannot_cover_the_drafts_loses_the_quorum_with_the_r
                               budget_tokens=cap + 1)
     with pytest.raises(DeliberationFailedError, match="BudgetExhaustedError"):
         await d.run()
+
+
+async def test_a_passing_candidate_that_disagrees_with_the_leading_group_is_repaired_with_that_input():
+    other = code("def add(a, b):\n    return a + b if a > -100 else 0")  # passes the examples, differs at -200
+    engine = engine_with({"agent-dev-001": [RIGHT], "agent-dev-002": [RIGHT_TOO], "agent-dev-003": [other],
+                          "agent-dev-004": [TIMES]}, probe_answer="add(-200, 1)")
+    d, _ = local_deliberation(n=4, rounds=1, judge=False, task=add_task(), engine=engine)
+    record = await d.run()
+    assert not any(n.startswith("early stop") for n in record.notes)  # 2 of 4 agree: no majority
+    assert {c.author_id for c in record.critiques} == {"agent-dev-003", "agent-dev-004"}
+    assert {a for s, a in stages(engine) if s == "revise"} == {"agent-dev-003", "agent-dev-004"}
+    example = ("agent-dev-003's code answers this input unlike most candidates:\n"
+               "Input: add(-200, 1)\nMost candidates return: -199\nThis code returned: 0")
+    prompts = [c.messages[-1].content for c in engine.calls if c.tags["stage"] == "critique"]
+    of_003 = [p for p in prompts if example in p]
+    assert len(of_003) == 3  # its three critics, each shown where it differs before any prose
+    assert all(p.index(example) < p.index("A colleague (agent-dev-003) proposed") for p in of_003)

@@ -121,11 +121,12 @@ def critique_messages(agent: AgentSpec, task: Task, author_id: str, proposal: st
                       feedback: ExecutionFeedback | None = None,
                       layout: Layout = "shared_prefix") -> list[ChatMessage]:
     context = _CRITIQUE_CONTEXT.format(author=author_id, proposal=proposal, feedback=_feedback(feedback, "its"))
-    if feedback is not None and (feedback.crash or feedback.counterexample):
+    if feedback is not None and (feedback.crash or feedback.counterexample or feedback.disagreement):
         # The concrete failure first, before the proposal and any prose: reviews of small models
         # otherwise drift to style and "edge cases" the task never asked for (measured on the demo).
         what = (f"Importing {author_id}'s code fails: {feedback.crash}" if feedback.crash
-                else f"{author_id}'s code fails on this input:\n{feedback.counterexample}")
+                else f"{author_id}'s code fails on this input:\n{feedback.counterexample}" if feedback.counterexample
+                else f"{author_id}'s code answers this input unlike most candidates:\n{feedback.disagreement}")
         context = f"{what}\n\n{context}"
         return (_shared(task, context, _persona(agent), _CRITIQUE_FIX_ASK) if layout == "shared_prefix"
                 else [_system(agent), _user(task, context + _CRITIQUE_FIX_ASK)])

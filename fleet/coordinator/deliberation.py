@@ -40,7 +40,7 @@ from fleet.config.deliberation import DeliberationRequest
 from fleet.coordinator.budget import Budget, call_cap
 from fleet.coordinator.ledger import agent_failure, busy_s, in_council_order, timed
 from fleet.coordinator.pool import AgentPool
-from fleet.coordinator.repair import consensus_stop, may_still_stop, needs_repair, worth_revising
+from fleet.coordinator.repair import consensus_stop, disagreement, may_still_stop, needs_repair, worth_revising
 from fleet.coordinator.select_stage import SelectStage
 from fleet.coordinator.topology import review_pairs
 from fleet.errors import BudgetExhaustedError, DeliberationFailedError, EngineTimeoutError
@@ -216,6 +216,16 @@ class Deliberation(SelectStage):
         if is_code(self.request.task):
             return may_still_stop(fbs, len(self.live))
         return all(f is not None and f.all_passed for f in fbs)
+
+    def _shown_for_repair(self, author: str, k: int) -> ExecutionFeedback | None:
+        """What an author and its critics are shown in round k, with where it differs from the leading
+        group of the live agents' proposals of round k-1 when it passes (code tasks)."""
+        fb = self._shown(author)
+        if fb is None or not is_code(self.request.task) or fb.failing:
+            return fb
+        latest = {p.author_id: p for p in self.record.proposals if p.round < k}  # (in order: the last wins)
+        others = [latest[a].feedback for a in self.live if a in latest]
+        return fb.model_copy(update={"disagreement": disagreement(fb, others)})
 
     def _aimed_at(self, author: str) -> bool:
         """Whether `author`'s proposal gets critiques and a revision: on a code task with feedback on,
@@ -436,6 +446,7 @@ class Deliberation(SelectStage):
         out: dict[int, dict[str, asyncio.Future[bool]]] = {k: {a: loop.create_future() for a in agents}
                                                             for k in rounds}
         pending = {k: set(agents) for k in rounds}
+        complete = {k: loop.create_future() for k in rounds}  # every output of round k is in
         go: dict[int, asyncio.Future[bool]] = {k: loop.create_future() for k in range(first, last + 1)}
         spans: dict[tuple[str, int], list[tuple[float, float]]] = {}
         clocks: dict[tuple[str, int], float] = {}  # each stage's clock starts with its first call
@@ -487,6 +498,8 @@ class Deliberation(SelectStage):
                 if a in pending[j]:
                     pending[j].discard(a)
                     out[j][a].set_result(ok)
+                if not pending[j] and not complete[j].done():
+                    complete[j].set_result(True)
             for j in range(k, last + 1):
                 decide(j + 1)
                 if pending[j] or j in timed or not (j == 0 or happens(j)):
@@ -506,6 +519,14 @@ class Deliberation(SelectStage):
                 await self._add_checked(0, a, reply, span("check", 0))
             settle(a, 0, reply is not None)
 
+        async def aimed(a: str, k: int) -> bool:
+            """Whether a's proposal of round k-1 is repaired in round k: it fails, or (once every output of
+            round k-1 is in, so the same seeds give the same record) it disagrees with the leading group."""
+            if self._aimed_at(a):
+                return True
+            await complete[k - 1]
+            return bool(self._shown_for_repair(a, k).disagreement)  # type: ignore[union-attr]
+
         async def ready(a: str, k: int) -> bool:
             """a's proposal of round k-1 is final and round k happens."""
             return await out[k - 1][a] and await go[k]
@@ -513,10 +534,10 @@ class Deliberation(SelectStage):
         async def review(critic: str, author: str, k: int) -> AgentReply | None:
             if not await ready(author, k) or not await ready(critic, k) or critic not in self.live:
                 return None
-            if not self._aimed_at(author):  # repair aimed at failures: a passing proposal is not reviewed
+            if not await aimed(author, k):  # repair aimed at failures: a passing proposal is not reviewed
                 return None
             req = CritiqueRequest(task=task, round=k, author_id=author, proposal=self.current[author].content,
-                                  feedback=self._shown(author), sampling=self.request.sampling,
+                                  feedback=self._shown_for_repair(author, k), sampling=self.request.sampling,
                                   layout=cfg.prompt_layout)
             return await self._call("critique", k, critic,
                                     lambda: self.pool.call(critic, "critique", req,
@@ -543,12 +564,12 @@ class Deliberation(SelectStage):
                     return
                 # An author revises with the critiques it received and what its code did; one with
                 # neither keeps its proposal.
-                if not self._aimed_at(a) or (not received and not worth_revising(self._shown(a))):
+                if not await aimed(a, k) or (not received and not worth_revising(self._shown_for_repair(a, k))):
                     kept.setdefault(k, []).append(a)
                     settle(a, k, True)
                     continue
                 req = ReviseRequest(task=task, round=k, proposal=self.current[a].content, critiques=received,
-                                    feedback=self._shown(a), sampling=self.request.sampling,
+                                    feedback=self._shown_for_repair(a, k), sampling=self.request.sampling,
                                     layout=cfg.prompt_layout)
                 reply = await self._call("revise", k, a, lambda req=req: self.pool.call(a, "revise", req),
                                          deadline("revise", k), span("revise", k))

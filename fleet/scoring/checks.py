@@ -156,7 +156,7 @@ async def feedback(task: Task, role: str, text: str, limits: SandboxLimits,
     runs = await _run_suites(code, task.visible_tests, limits)
     failed = _first_failure(runs)
     failure = "" if failed is None else (f"{failed.error}\n" if failed.error else "") + failed.output
-    outputs, crash, example = None, "", ""
+    outputs, crash, example, inputs = None, "", "", []
     if code.parse_error is None and task.language is not None:
         # One run on the visible tests' inputs and the agent's (calls of what this code defines): a crash
         # on import shows even without tests.
@@ -167,4 +167,4 @@ async def feedback(task: Task, role: str, text: str, limits: SandboxLimits,
     return ExecutionFeedback(code_found=True, truncated=code.truncated, parse_error=code.parse_error,
                              lint=findings or [], tests_passed=sum(r.passed for r in runs),
                              tests_total=sum(r.total for r in runs), failure=failure[:1500], crash=crash,
-                             counterexample=example[:1500], outputs=outputs)
+                             counterexample=example[:1500], outputs=outputs, inputs=inputs if outputs else [])
