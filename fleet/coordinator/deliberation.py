@@ -123,6 +123,7 @@ class Deliberation(SelectStage):
         if checkpoint is not None:
             self.record = checkpoint.record.model_copy(deep=True)
             self.live, self.done_round = list(checkpoint.live), checkpoint.round
+            self.budget.spent = sum(u.completion_tokens for u in self.record.usage)  # spent before the restart
             for p in self.record.proposals:  # in order: the last one of each author is its current
                 self.current[p.author_id] = p
             self._noted_failures = len(self.record.failed_agents() & {a.agent_id for a in council.agents})
