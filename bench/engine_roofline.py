@@ -33,12 +33,15 @@ from pathlib import Path
 
 T0 = time.perf_counter()
 MAX_TOKENS = 96
-CONFIGS = {  # name -> (dtype, compiled, LD_PRELOAD tcmalloc + Intel OpenMP)
-    "fp32-eager": ("float32", False, False),
-    "bf16-eager": ("bfloat16", False, False),
-    "bf16-eager-preload": ("bfloat16", False, True),
-    "bf16-compiled": ("bfloat16", True, False),
-    "fp32-compiled": ("float32", True, False),
+CONFIGS: dict[str, dict] = {  # name -> EngineSpec fields (see its descriptions)
+    "fp32-eager": {"dtype": "float32", "compile": False},
+    "bf16-eager": {"dtype": "bfloat16", "compile": False},
+    "bf16-eager-nobind": {"dtype": "bfloat16", "compile": False, "cpu_bind_threads": False},
+    "bf16-eager-preload": {"dtype": "bfloat16", "compile": False, "preload": True},
+    "bf16-eager-inproc": {"dtype": "bfloat16", "compile": False, "in_process_worker": True},
+    "w8a8-eager": {"dtype": "bfloat16", "compile": False, "quantization": "w8a8"},
+    "bf16-compiled": {"dtype": "bfloat16", "compile": True},
+    "fp32-compiled": {"dtype": "float32", "compile": True},
 }
 
 
@@ -65,7 +68,15 @@ def _timed(fn) -> float:
 
 
 def weight_bytes(folder: Path) -> int:
-    return sum(f.stat().st_size for f in folder.glob("*.safetensors"))
+    """Bytes one decode step reads: every tensor of the folder but the input embeddings, of which a step
+    reads one row per token (the converted folders keep `lm_head` apart: `tie_word_embeddings` false)."""
+    total = 0
+    for f in folder.glob("*.safetensors"):
+        with open(f, "rb") as fh:
+            header = json.loads(fh.read(int.from_bytes(fh.read(8), "little")))
+        total += sum(end - start for name, meta in header.items() if name != "__metadata__"
+                     and "embed_tokens" not in name for start, end in [meta["data_offsets"]])
+    return total
 
 
 def cpu_description() -> dict[str, str]:
@@ -81,14 +92,19 @@ def cpu_description() -> dict[str, str]:
 def _one(model: str, config: str, streams: list[int]) -> dict:
     """In a fresh process: start the engine, warm it up, time each stream count."""
     from fleet.config.engine import EngineSpec
-    from fleet.engine.model_prep import prepare_model
+    from fleet.driver import resolve_model_source
 
-    dtype, compiled, preload = CONFIGS[config]
-    spec = EngineSpec(model_id=model, dtype=dtype, compile=compiled, preload=preload)
+    fields = {"in_process_worker": False, **CONFIGS[config]}
+    spec = EngineSpec(model_id=model, **fields)
+    dtype, compiled = spec.dtype, spec.compile
     os.environ.update(spec.worker_env())
+    # Offline, vLLM's CPU platform picks the worker process itself: in-process needs multiprocessing off
+    # (one process), which is closest to what FleetVLLMEngine's "uni" executor does inside Serve.
+    if spec.in_process_worker:
+        os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
     from vllm import LLM, SamplingParams
 
-    folder = prepare_model(model, spec.weights_dtype)
+    folder = Path(resolve_model_source(spec))
     llm = LLM(model=str(folder), dtype=spec.dtype, max_model_len=spec.max_model_len, max_num_seqs=max(streams),
               enforce_eager=not compiled, enable_prefix_caching=True, **spec.cpu_scheduler_kwargs())
     start_s = time.perf_counter() - T0
@@ -119,7 +135,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default="qwen2.5-coder-0.5b")
     p.add_argument("--streams", default="1,3,12,32")
-    p.add_argument("--configs", default="fp32-eager,bf16-eager,bf16-eager-preload,bf16-compiled,fp32-compiled")
+    p.add_argument("--configs", default="fp32-eager,bf16-eager,w8a8-eager,bf16-compiled,fp32-compiled")
     p.add_argument("--json", help="also write the results to this file")
     p.add_argument("--one", help=argparse.SUPPRESS)
     a = p.parse_args()
@@ -136,7 +152,7 @@ def main() -> None:
     print("memory read bandwidth: " + ", ".join(f"{k} {v:.1f} GB/s" for k, v in bw.items()) + f" -> {gbs:.1f}")
     rows = []
     for config in a.configs.split(","):
-        for attempt in (1, 2) if CONFIGS[config][1] else (1,):
+        for attempt in (1, 2) if CONFIGS[config]["compile"] else (1,):
             cache = Path.home() / ".cache" / "vllm" / "torch_compile_cache"
             warm = cache.is_dir() and any(cache.iterdir())
             row = _run(a.model, config, streams)

@@ -82,6 +82,8 @@ def _parser() -> argparse.ArgumentParser:
     m.add_argument("--model", default="all", help=f"{' or '.join(MODEL_NAMES)}, or all")
     m.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16"],
                    help="the dtype to store (auto: the one the engine picks on this CPU)")
+    m.add_argument("--quantization", default="none", choices=["none", "w8a8", "w4a16"],
+                   help="also write the integer-weight folder (EngineSpec.quantization)")
     return p
 
 
@@ -211,13 +213,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "prepare-model":
             from fleet.config.engine import EngineSpec
-            from fleet.engine.model_prep import prepare_model
+            from fleet.driver import resolve_model_source
 
             names = sorted(EMBEDDED_MODELS) if args.model == "all" else [_model_id(args.model)]
-            spec = EngineSpec(dtype=args.dtype)
-            print(f"dtype {spec.weights_dtype}: {spec.dtype_reason}")
             for name in names:
-                print(name, prepare_model(name, spec.weights_dtype))
+                spec = EngineSpec(model_id=name, dtype=args.dtype, quantization=args.quantization)
+                print(name, resolve_model_source(spec), f"({spec.weights_dtype}: {spec.dtype_reason})")
             return 0
         # The one asyncio.run in fleet: this is the synchronous outermost edge.
         if args.command == "eval":

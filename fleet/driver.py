@@ -84,7 +84,12 @@ def resolve_model_source(engine: EngineSpec) -> str | None:
     if engine.model_id in EMBEDDED_MODELS:
         from fleet.engine.model_prep import prepare_model
 
-        return str(prepare_model(engine.model_id, engine.weights_dtype))
+        folder = prepare_model(engine.model_id, engine.weights_dtype)
+        if engine.quantization != "none":
+            from fleet.engine.quantize import prepare_quantized
+
+            folder = prepare_quantized(folder, engine.quantization)
+        return str(folder)
     raise EngineNotReadyError(f"model {engine.model_id!r} has no model_source")
 
 

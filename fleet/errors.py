@@ -143,8 +143,14 @@ def explain(errors: Sequence[Any]) -> str:
     >>> explain([{"loc": ("body", "config", "rounds"), "msg": "Input should be >= 0"}])
     'config.rounds: Input should be >= 0'
     """
-    def field(loc: Sequence[Any]) -> str:
-        parts = [str(p) for p in loc][1:] if loc and loc[0] == "body" else [str(p) for p in loc]
-        return ".".join(parts) or "request"
+    return "; ".join(f"{field_of(e['loc'])}: {e['msg']}" for e in errors)
 
-    return "; ".join(f"{field(e['loc'])}: {e['msg']}" for e in errors)
+
+def field_of(loc: Sequence[Any]) -> str:
+    """A validation error's field as a dotted path, without FastAPI's leading "body".
+
+    >>> field_of(("body", "task", "tests", 0, "source"))
+    'task.tests.0.source'
+    """
+    parts = [str(p) for p in loc][1:] if loc and loc[0] == "body" else [str(p) for p in loc]
+    return ".".join(parts) or "request"

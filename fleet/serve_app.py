@@ -1,7 +1,9 @@
 """The Serve application builder: `import_path: fleet.serve_app:build_app`, `args:` = `FleetConfig`.
 
 One application: the engine deployment (vLLM via `ray.serve.llm`, or the fake) and the HTTP ingress
-(`fleet.ingress.app.FleetIngress`: fleet's API plus ray.serve.llm's OpenAI routes) bound to it.
+(`fleet.ingress.app.FleetIngress`: fleet's API plus ray.serve.llm's OpenAI routes) bound to it; with
+a `nats` block, also the NATS JetStream consumer (`fleet.bus.deployment.FleetBus`), whose state the
+ingress shows in /v1/status.
 `serve run serve_configs/cpu.yaml` brings the whole fleet up; drivers, the CLI and jobs attach to
 the same engine and coordinator. The args are parsed here, once, into the driver's `FleetConfig`.
 """
@@ -28,9 +30,16 @@ def build_app(args: dict[str, Any]):
     engine = build_engine_app(config.engine, source)
     token = config.resolved_token()
     ingress = make_fastapi_ingress(FleetIngress, endpoint_map=FLEET_ENDPOINTS, app=make_app(api_token=token))
-    args = config.model_dump(mode="json", exclude={"api_token"})  # the token stays in the middleware ...
+    args = config.model_dump(mode="json", exclude={"api_token", "nats"})  # the token stays in the middleware ...
     if config.state_url is not None:  # ... the database URL goes to the coordinator (JSON would mask it)
         args["state_url"] = config.state_url.get_secret_value()
+    bus = None
+    if config.nats is not None:  # the NATS consumer: a deployment of its own, its secrets only there
+        from fleet.bus.deployment import FleetBus
+
+        bus = serve.deployment(FleetBus).options(
+            name="FleetBus", num_replicas=1, ray_actor_options={"num_cpus": 0}, health_check_period_s=5,
+        ).bind(fleet_config={**args, "nats": config.nats.reveal()})
     # num_cpus=0: on a 2-CPU node the engine's placement group holds the CPUs; an ingress that asks
     # for one is never scheduled and the app hangs (ENGINE_NOTES).
     return serve.deployment(ingress).options(
@@ -40,5 +49,5 @@ def build_app(args: dict[str, Any]):
     ).bind(
         llm_deployments={config.engine.model_id: engine},
         model_cards={config.engine.model_id: model_card(config.engine, source)},
-        fleet_config=args, authenticated=token is not None,
+        fleet_config=args, authenticated=token is not None, bus=bus,
     )

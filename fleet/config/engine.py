@@ -141,6 +141,7 @@ class EngineInfo(StrictModel):
     model: str
     dtype: str
     dtype_reason: str | None = None
+    quantization: str = "none"
     compiled: bool = Field(description="torch.compile (CPU) / CUDA graphs (GPU); False: eager")
 
 
@@ -163,6 +164,18 @@ class EngineSpec(StrictModel):
         "amx_bf16, else float32 (resolved when the spec is parsed; see dtype_reason); on a GPU the model's own"))
     dtype_reason: str | None = Field(default=None, description=(
         "why the engine runs `dtype`; filled in when the spec is parsed (not an input)"))
+    quantization: Literal["none", "w8a8", "w4a16"] = Field(default="none", description=(
+        "an embedded model's linear layers as integers (fleet.engine.quantize, offline, round to nearest): "
+        "w8a8 int8 weights and per-token int8 activations (the coder model: HumanEval 0-39 33/40 vs bf16's "
+        "30/40, fewer bytes per decode step); w4a16 loses 4 problems. Needs dtype bfloat16"))
+    cpu_bind_threads: bool = Field(default=True, description=(
+        "CPU: pin each of the engine's OpenMP threads to one core (VLLM_CPU_OMP_THREADS_BIND=0-N); False: "
+        "'nobind', the OS places them. A pinned thread waits whenever another process (the sandbox, an agent) "
+        "runs on its core (bench/engine_start.py --contend)"))
+    in_process_worker: bool = Field(default=True, description=(
+        "CPU, one worker: run vLLM's model worker inside the engine-core process (vLLM's 'uni' executor) "
+        "instead of ray.serve.llm's separate worker process: one vLLM import fewer at every start "
+        "(bench/engine_start.py)"))
     preload: bool = Field(default=False, description=(
         "CPU: LD_PRELOAD tcmalloc and Intel OpenMP into the engine's processes where both are installed "
         "(vLLM's CPU guide; `cpu_preload`)"))
@@ -210,6 +223,13 @@ class EngineSpec(StrictModel):
 
     @model_validator(mode="after")
     def _fake_settings(self) -> EngineSpec:
+        if self.quantization != "none" and self.kind == "vllm":
+            if self.model_source is not None:
+                raise ValueError("quantization applies to the embedded models (fleet quantizes them offline); "
+                                 "a model_source folder is loaded as it is")
+            if self.dtype != "bfloat16":
+                raise ValueError(f"quantization {self.quantization!r} is measured with bfloat16 only; this engine "
+                                 f"runs {self.dtype} ({self.dtype_reason})")
         if self.kind != "vllm":
             if self.fake is None:
                 self.fake = FakeEngineConfig()
@@ -241,6 +261,7 @@ class EngineSpec(StrictModel):
 
     def info(self) -> EngineInfo:
         return EngineInfo(kind=self.kind, model=self.model_id, dtype=self.dtype, dtype_reason=self.dtype_reason,
+                          quantization=self.quantization if self.kind == "vllm" else "none",
                           compiled=self.kind == "vllm" and (self.compile or self.accelerator == "gpu"))
 
     @property
@@ -262,7 +283,7 @@ class EngineSpec(StrictModel):
             env |= {
                 "VLLM_CPU_KVCACHE_SPACE": f"{self.kv_cache_gib:g}",
                 # vLLM's CPU engine otherwise binds one core and reserves the rest.
-                "VLLM_CPU_OMP_THREADS_BIND": f"0-{threads - 1}",
+                "VLLM_CPU_OMP_THREADS_BIND": f"0-{threads - 1}" if self.cpu_bind_threads else "nobind",
                 "VLLM_CPU_NUM_OF_RESERVED_CPU": "0",
             }
             if self.preload and (libs := cpu_preload()):

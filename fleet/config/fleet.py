@@ -11,6 +11,7 @@ import os
 from pydantic import Field, SecretStr, model_validator
 
 from fleet.config._base import StrictModel
+from fleet.config.bus import NatsConfig
 from fleet.config.council import CouncilSpec
 from fleet.config.deliberation import DeliberationConfig
 from fleet.config.engine import EngineSpec
@@ -59,6 +60,9 @@ class FleetConfig(StrictModel):
                                   "postgresql://user:password@host:port/db (clusters: the state does not live "
                                   "on the coordinator's node) or sqlite:///path")
     max_tracked: int = Field(default=1000, ge=10, description="finished deliberations kept for get/list")
+    nats: NatsConfig | None = Field(
+        default=None, description="consume plan-approved events from NATS JetStream and publish results there "
+                                  "(fleet/bus/); None: off")
 
     @model_validator(mode="after")
     def _unique_roles(self) -> FleetConfig:
@@ -87,9 +91,10 @@ class FleetConfig(StrictModel):
         return location is not None and not location.startswith("postgresql")
 
     def same_fleet(self, other: FleetConfig) -> bool:
-        """Whether two configs describe the same fleet; how one connects to Ray, and the HTTP edge's
-        token, do not count."""
-        return self.model_dump(exclude={"ray", "api_token"}) == other.model_dump(exclude={"ray", "api_token"})
+        """Whether two configs describe the same fleet; how one connects to Ray, the HTTP edge's
+        token and the bus edge's settings do not count (the coordinator reads none of them)."""
+        edges = {"ray", "api_token", "nats"}
+        return self.model_dump(exclude=edges) == other.model_dump(exclude=edges)
 
     def resolved_token(self) -> str | None:
         """The HTTP bearer token: the config's, else FLEET_API_TOKEN, else None (no authentication)."""

@@ -41,3 +41,7 @@ class PlanDispatch(StrictModel):
     started: int
     failed: int
     results: list[RoleDispatch]
+
+    def refused(self) -> list[str]:
+        """Roles the full queue refused (`OverloadedError`): a repeat of the event tries them again."""
+        return [r.role for r in self.results if r.error_type == "OverloadedError"]

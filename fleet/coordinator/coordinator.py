@@ -25,7 +25,7 @@ from fleet.config.fleet import FleetConfig
 from fleet.config.plan import PlanApproved, PlanDispatch, RoleDispatch
 from fleet.coordinator.admission import TokenCounter, check_prompt_budget, engine_tokenizer
 from fleet.coordinator.councils import CouncilRegistry
-from fleet.coordinator.deliberation import Deliberation, agent_failure, new_deliberation_id
+from fleet.coordinator.deliberation import Deliberation, agent_failure, new_deliberation_id, plan_deliberation_id
 from fleet.coordinator.metrics import FleetMetrics
 from fleet.coordinator.pool import ActorPool
 from fleet.coordinator.store import StateStore
@@ -38,6 +38,7 @@ from fleet.errors import (
     InvalidRequestError,
     NotFoundError,
     OverloadedError,
+    StoreError,
 )
 from fleet.messages import GenerateRequest
 from fleet.record import (
@@ -433,23 +434,41 @@ class Coordinator:
         return tracked.state
 
     async def plan_approved(self, event: PlanApproved) -> PlanDispatch:
-        """One deliberation per role, started together; the same event_id again starts nothing."""
-        if event.event_id in self.plans:
-            return self.plans[event.event_id]
+        """One deliberation per role, started together; the same event_id again starts nothing. Roles
+        the full queue refused are tried again by a repeat (the bus redelivers the event later); a
+        role's deliberation id comes from the event id, so no repeat or race starts one twice. The
+        answer is in the store before it is returned (the bus acks only then)."""
+        before = self.plans.get(event.event_id)
+        if before is not None and not before.refused():
+            return before
+        kept = {r.role: r for r in before.results if r.error_type != "OverloadedError"} if before else {}
         task = event.task.model_copy(update={"story_id": event.story_id})
         results = []
         for role in event.roles:
+            if role in kept:
+                results.append(kept[role])
+                continue
+            did = plan_deliberation_id(event.event_id, role)
             request = DeliberationRequest(task=task, role=role, config=event.config or self.config.deliberation)
             try:
-                state = await self.submit(request)
-                results.append(RoleDispatch(role=role, deliberation_id=state.deliberation_id))
+                if did not in self.tracked:  # else a concurrent repeat started it
+                    await self.submit(request, did)
+                results.append(RoleDispatch(role=role, deliberation_id=did))
             except FleetError as e:  # e.g. a role without a council: reported, the others go on
-                results.append(RoleDispatch(role=role, error_type=type(e).__name__, error=str(e)))
+                if did in self.tracked:
+                    results.append(RoleDispatch(role=role, deliberation_id=did))
+                else:
+                    results.append(RoleDispatch(role=role, error_type=type(e).__name__, error=str(e)))
         started = sum(r.deliberation_id is not None for r in results)
         answer = PlanDispatch(event_id=event.event_id, plan_id=event.plan_id, story_id=event.story_id,
                               total=len(results), started=started, failed=len(results) - started, results=results)
         self.plans[event.event_id] = answer
-        self._persist("put_plan", answer)
+        if self.store is not None:  # awaited: one writer thread, in order, so the runs it started are in too
+            try:
+                await asyncio.get_running_loop().run_in_executor(self._io, self.store.put_plan, answer)
+            except Exception as e:
+                raise StoreError(f"the plan answer of event {event.event_id!r} could not be stored: "
+                                 f"{type(e).__name__}: {e}") from e
         return answer
 
     def _load(self) -> tuple[int, int]:

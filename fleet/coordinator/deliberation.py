@@ -29,6 +29,7 @@ What this file leaves out: where agents live (the pool), how proposals are measu
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Hashable
@@ -69,6 +70,11 @@ from fleet.selection.stage import is_code
 
 def new_deliberation_id() -> str:
     return f"delib-{uuid.uuid4().hex[:16]}"
+
+
+def plan_deliberation_id(event_id: str, role: str) -> str:
+    """The deliberation a plan-approved event starts for a role: the same for every repeat of the event."""
+    return f"delib-{hashlib.sha256(f'{event_id}/{role}'.encode()).hexdigest()[:16]}"
 
 
 class Deliberation(SelectStage):

@@ -15,7 +15,7 @@ from ray.llm._internal.serve.engines.vllm.vllm_engine import VLLMEngine
 from ray.serve.llm.deployment import LLMServer
 from ray.serve.llm.openai_api_models import ChatCompletionRequest
 
-from fleet.engine.serve_llm import wire_reply
+from fleet.engine.serve_llm import IN_PROCESS_WORKER, wire_reply
 
 
 class FleetVLLMEngine(VLLMEngine):
@@ -24,12 +24,15 @@ class FleetVLLMEngine(VLLMEngine):
     ray.serve.llm runs a CPU engine with vLLM's multiprocessing executor, which for one worker spawns a
     worker process beside the engine-core process; both re-import vLLM (spawn is forced inside a Ray
     actor). With one worker, vLLM's own default is the in-process executor ("uni"), which fleet restores
-    here: measured on the 2-core EPYC, that process cost ~6-11 s of every engine start
-    (`bench/engine_start.py`). Anything with more than one worker keeps ray.serve.llm's choice."""
+    here when `EngineSpec.in_process_worker` (`bench/engine_start.py` measures both). vLLM's CPU platform
+    otherwise prefers the separate process for OpenMP's sake: in the engine-core process the worker binds
+    its OpenMP threads after torch is loaded; the benchmark's decode rates are what says it is safe here.
+    Anything with more than one worker keeps ray.serve.llm's choice."""
 
     def _start_async_llm_engine(self, vllm_engine_args: Any, vllm_engine_config: Any, placement_group: Any) -> Any:
         parallel = vllm_engine_config.parallel_config
-        if vllm_engine_config.device_config.device_type == "cpu" and parallel.world_size == 1:
+        wanted = self.llm_config.experimental_configs.get(IN_PROCESS_WORKER, False)
+        if wanted and vllm_engine_config.device_config.device_type == "cpu" and parallel.world_size == 1:
             parallel.distributed_executor_backend = "uni"
         return super()._start_async_llm_engine(vllm_engine_args, vllm_engine_config, placement_group)
 

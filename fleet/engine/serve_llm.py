@@ -215,6 +215,9 @@ class FakeLLMServer:
         )
 
 
+IN_PROCESS_WORKER = "fleet_in_process_worker"  # LLMConfig.experimental_configs key FleetVLLMEngine reads
+
+
 def _actor_options(spec: EngineSpec) -> dict[str, Any]:
     # num_cpus=0: the engine's CPUs are reserved by its placement group bundle, not the replica actor;
     # counting both would need more logical CPUs than a 2-core laptop has.
@@ -257,6 +260,7 @@ def llm_config(spec: EngineSpec, model_source: str):
             **({"max_replicas_per_node": spec.max_replicas_per_node} if spec.max_replicas_per_node else {}),
         },
         log_engine_metrics=spec.engine_metrics,
+        experimental_configs={IN_PROCESS_WORKER: spec.in_process_worker and spec.accelerator == "cpu"},
     )
 
 

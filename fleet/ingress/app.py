@@ -25,6 +25,7 @@ from fleet.config.plan import PlanApproved, PlanDispatch
 from fleet.driver import Fleet
 from fleet.errors import EngineNotReadyError, FleetError, InvalidRequestError
 from fleet.ingress.http import BearerAuth, BodyLimit, check_bind, install_error_handlers, sse
+from fleet.ingress.web import mount_console
 from fleet.record import DeliberationState, Lifecycle
 
 API_VERSION = "v1"
@@ -41,10 +42,12 @@ class DeliberationPage(BaseModel):
 
 
 def make_app(api_token: str | None = None) -> FastAPI:
-    """fleet's FastAPI app; with `api_token`, every route but /v1/health needs it as a bearer token."""
+    """fleet's FastAPI app with the web console at /ui; with `api_token`, every route but /v1/health and
+    the console's static page needs it as a bearer token."""
     app = FastAPI(title="fleet", version="0.1.0",
                   description="Councils of LLM agents deliberating on software-engineering tasks.")
     install_error_handlers(app)
+    mount_console(app)
     app.add_middleware(BodyLimit)
     if api_token:
         app.add_middleware(BearerAuth, token=api_token)  # added last: runs first
@@ -53,11 +56,13 @@ def make_app(api_token: str | None = None) -> FastAPI:
 
 class FleetIngress(OpenAiIngress):
     async def __init__(self, llm_deployments: dict[str, Any], model_cards: dict[str, Any],
-                       fleet_config: dict[str, Any], authenticated: bool = False):
+                       fleet_config: dict[str, Any], authenticated: bool = False, bus: Any = None):
         """authenticated: whether the app's middleware requires a bearer token (the token itself
-        stays there). Async: Serve awaits it, and it asks Serve's controller where HTTP is bound."""
+        stays there). bus: the `FleetBus` deployment's handle, when the config has `nats`. Async:
+        Serve awaits it, and it asks Serve's controller where HTTP is bound."""
         super().__init__(llm_deployments=llm_deployments, model_cards=model_cards)
         self.config = FleetConfig.model_validate(fleet_config)
+        self.bus = bus
         self._fleet: Fleet | None = None
         self._fleet_lock = asyncio.Lock()
         # The bind lives in the Serve config's http_options, which the app builder never sees: ask the
@@ -102,7 +107,13 @@ class FleetIngress(OpenAiIngress):
 
     async def fleet_status(self) -> dict[str, Any]:
         status = await (await self._get_fleet()).status()
-        return {**status, "engine": {**status["engine"], "status": await self._engine_status()}}
+        status = {**status, "engine": {**status["engine"], "status": await self._engine_status()}}
+        if self.bus is not None:  # the NATS consumer's state, its secrets redacted
+            try:
+                status["bus"] = await asyncio.wait_for(self.bus.state.remote(), 5)
+            except Exception as e:  # a replica restarting: say so, the rest of the status still answers
+                status["bus"] = {"running": False, "error": f"{type(e).__name__}: {e}"}
+        return status
 
     # -- deliberations ---------------------------------------------------------------------------
 

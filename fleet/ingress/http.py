@@ -18,7 +18,8 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.middleware.base import BaseHTTPMiddleware
 
-from fleet.errors import FleetError, InvalidRequestError, UnauthorizedError, explain
+from fleet.errors import FleetError, InvalidRequestError, UnauthorizedError, explain, field_of
+from fleet.ingress.web import is_console_asset
 from fleet.record import DeliberationEvent
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,14 @@ def _error(status: int, error: str, message: str) -> JSONResponse:
     return JSONResponse(status_code=status, content={"error": error, "message": message})
 
 
+def _invalid(errors: list) -> JSONResponse:
+    """422 in the error shape, plus `fields`: each error's field path and message (a form shows each
+    beside its field; `message` joins them for everyone else)."""
+    fields = [{"field": field_of(e["loc"]), "message": e["msg"]} for e in errors]
+    return JSONResponse(status_code=422, content={"error": InvalidRequestError.__name__, "message": explain(errors),
+                                                  "fields": fields})
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(FleetError)
     async def _fleet_error(request: Request, e: FleetError) -> JSONResponse:
@@ -60,11 +69,11 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _request_invalid(request: Request, e: RequestValidationError) -> JSONResponse:
-        return _error(422, InvalidRequestError.__name__, explain(e.errors()))
+        return _invalid(e.errors())
 
     @app.exception_handler(ValidationError)
     async def _model_invalid(request: Request, e: ValidationError) -> JSONResponse:
-        return _error(422, InvalidRequestError.__name__, explain(e.errors()))
+        return _invalid(e.errors())
 
 
 def fleet_error_response(e: FleetError) -> JSONResponse:
@@ -77,14 +86,19 @@ def fleet_error_response(e: FleetError) -> JSONResponse:
 
 class BearerAuth(BaseHTTPMiddleware):
     """401 unless `Authorization: Bearer <token>` matches (compared in constant time); every path
-    but OPEN_PATHS. The token is never logged or echoed."""
+    but OPEN_PATHS and the web console's page and assets (they hold no data: the page asks for the
+    token and sends it on every call). Paths are taken below the app's root (Serve's route_prefix).
+    The token is never logged or echoed."""
 
     def __init__(self, app, token: str) -> None:
         super().__init__(app)
         self._token = token.encode()
 
     async def dispatch(self, request: Request, call_next):
-        if request.url.path not in OPEN_PATHS:
+        path, root = request.url.path, request.scope.get("root_path", "")
+        if root and path.startswith(root):
+            path = path[len(root):] or "/"
+        if path not in OPEN_PATHS and not is_console_asset(path):
             scheme, _, given = request.headers.get("authorization", "").partition(" ")
             if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), self._token):
                 why = "a wrong bearer token" if scheme.lower() == "bearer" else "no bearer token"
