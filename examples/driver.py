@@ -22,7 +22,7 @@ async def main():
         )
         record = await fleet.deliberate(task, role="DEV", num_agents=3, rounds=1)
         for card in record.scores:
-            print(card.rank, card.author_id, f"{card.total:.3f}")
+            print(card.rank, card.candidate_id or card.author_id, f"{card.total:.3f}")
         print("winner:", record.winner_id, "-", record.selection.reason)
         return record
 

@@ -111,6 +111,12 @@ class AgentCallError(FleetError):
         return (type(self), (str(self), self.cause_type))
 
 
+class BudgetExhaustedError(FleetError):
+    """A call was not started: the deliberation's token budget left could not cover its max_tokens."""
+
+    http_status = 429
+
+
 class StoreError(FleetError):
     """The state store (SQLite file or PostgreSQL database) cannot be opened or migrated."""
 

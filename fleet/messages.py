@@ -14,7 +14,7 @@ from fleet.config._base import StrictModel
 from fleet.config.deliberation import PromptLayout, SamplingOverride
 from fleet.config.task import Task
 
-Stage = Literal["setup", "generate", "critique", "revise", "judge", "select"]
+Stage = Literal["setup", "generate", "critique", "revise", "judge", "select", "probe"]
 
 
 class CallUsage(StrictModel):
@@ -47,6 +47,20 @@ class ExecutionFeedback(StrictModel):
     tests_passed: int = Field(default=0, ge=0)
     tests_total: int = Field(default=0, ge=0, description="0: the task has no visible tests")
     failure: str = Field(default="", description="the first failing visible test's output, truncated")
+    crash: str = Field(default="", description="why the module failed to import (e.g. NameError: name 're' is not "
+                       "defined): every call of it fails")
+    counterexample: str = Field(default="", description="the first visible input it raises on or answers wrongly: "
+                                "input, expected, what it returned or raised")
+    outputs: list[str] | None = Field(default=None, description="its repr on each of `inputs` (grouping while "
+                                      "rounds run); None: not run")
+    inputs: list[str] = Field(default_factory=list, description="the probe inputs `outputs` answer")
+    disagreement: str = Field(default="", description="an input where it differs from the leading group of the "
+                              "other candidates: the input, their output, its own")
+
+    @property
+    def failing(self) -> bool:
+        """A failed visible test, a crash, or a counterexample: what repair is aimed at."""
+        return bool(self.crash or self.counterexample) or self.tests_passed < self.tests_total
 
     @property
     def all_passed(self) -> bool:
@@ -59,6 +73,12 @@ class ExecutionFeedback(StrictModel):
         if not self.code_found:
             return "No Python code block was found: put the whole solution in one ```python block."
         lines = []
+        if self.crash:
+            lines.append(f"Importing the code fails: {self.crash}")
+        if self.counterexample:
+            lines.append(f"Counterexample:\n{self.counterexample}")
+        if self.disagreement:
+            lines.append(f"Most other candidates answer differently:\n{self.disagreement}")
         if self.truncated:
             lines.append("The code block was cut off (too long): write shorter, complete code.")
         if self.parse_error:
@@ -98,6 +118,14 @@ class ReviseRequest(StrictModel):
     proposal: str = Field(description="the author's own current proposal")
     critiques: list[ReceivedCritique] = Field(default_factory=list)
     feedback: ExecutionFeedback | None = Field(default=None, description="its code against the visible tests")
+    sampling: SamplingOverride | None = None
+    layout: PromptLayout = "shared_prefix"
+
+
+class ProbeRequest(StrictModel):
+    """Ask an agent for inputs to run every candidate on: calls of the code asked for, never outputs."""
+
+    task: Task
     sampling: SamplingOverride | None = None
     layout: PromptLayout = "shared_prefix"
 

@@ -17,6 +17,7 @@ from fleet.config.deliberation import DeliberationConfig, SamplingOverride
 from fleet.config.engine import EngineInfo
 from fleet.config.task import Task
 from fleet.messages import CallUsage, ExecutionFeedback, Stage
+from fleet.selection.models import Behaviour
 
 
 class Proposal(StrictModel):
@@ -27,6 +28,23 @@ class Proposal(StrictModel):
     usage: CallUsage
     feedback: ExecutionFeedback | None = Field(
         default=None, description="its code against the visible tests and the linter (what its author is shown)")
+    parent_id: str | None = Field(default=None, description="a revision: the candidate it revises (its author's "
+                                  "proposal of the round before); None: a draft (or a record older than lineage)")
+
+    @property
+    def candidate_id(self) -> str:
+        """Unique in a deliberation (one proposal per author and round).
+
+        >>> Proposal(author_id="a1", role="DEV", round=2, content="x", usage=CallUsage(agent_id="a1",
+        ...     stage="revise", round=2, prompt_tokens=1, completion_tokens=1, latency_ms=0, finish_reason="stop")
+        ... ).candidate_id
+        'a1@r2'
+        """
+        return candidate_id(self.author_id, self.round)
+
+
+def candidate_id(author_id: str, round_: int) -> str:
+    return f"{author_id}@r{round_}"
 
 
 class Critique(StrictModel):
@@ -80,6 +98,8 @@ class JudgeVerdict(StrictModel):
 
 class ScoreCard(StrictModel):
     author_id: str
+    candidate_id: str | None = Field(default=None, description="the proposal scored (author@rN); None in records "
+                                     "older than every-candidate scoring: the author's last proposal")
     checks: list[Check]
     judge: JudgeVerdict | None = None
     components: dict[str, float] = Field(
@@ -89,10 +109,13 @@ class ScoreCard(StrictModel):
 
 
 class Selection(StrictModel):
-    winner_id: str
-    candidates: list[str] = Field(min_length=1, description="the top-k considered, best first")
+    winner_id: str = Field(description="the author of the winning candidate")
+    winner_candidate: str | None = Field(default=None, description="the winning proposal (author@rN); None in older "
+                                         "records: the author's last proposal")
+    candidates: list[str] = Field(min_length=1, description="those considered, best first: candidate ids (older "
+                                  "records: author ids)")
     reason: str
-    method: Literal["architect", "top-score"]
+    method: Literal["architect", "top-score", "consensus"]
     runner_up: str | None = None
     architect_id: str | None = Field(default=None, description="the ARCHITECT agent that chose (method architect)")
     usage: CallUsage | None = None
@@ -155,6 +178,11 @@ class DeliberationRecord(StrictModel):
     tokens: TokenTotals = Field(default_factory=TokenTotals)
     engine: EngineInfo | None = Field(default=None, description="the engine the calls ran on (older records: None)")
     notes: list[str] = Field(default_factory=list, description="what the coordinator decided and why")
+    behaviour: Behaviour | None = Field(default=None, description="code tasks: probe inputs, each candidate's "
+                                        "outputs on them and the groups that agree (None: prose, or older records)")
+    oracle_pool: bool | None = Field(default=None, description="some candidate passes every hidden test (coverage, "
+                                     "apart from selection); None: no hidden tests")
+    stage_tokens: dict[str, int] = Field(default_factory=dict, description="completion tokens spent per stage")
     started_at: datetime
     duration_ms: float = 0.0
     error: str | None = None
@@ -165,6 +193,17 @@ class DeliberationRecord(StrictModel):
 
     def failed_agents(self) -> set[str]:
         return {f.agent_id for f in self.failures}
+
+    def proposal(self, candidate: str) -> Proposal | None:
+        return next((p for p in self.proposals if p.candidate_id == candidate), None)
+
+    def winning_proposal(self) -> Proposal | None:
+        """The proposal that won (in an older record: its author's last one)."""
+        if self.selection is None:
+            return None
+        if self.selection.winner_candidate is not None:
+            return self.proposal(self.selection.winner_candidate)
+        return next((p for p in reversed(self.proposals) if p.author_id == self.selection.winner_id), None)
 
 
 class Checkpoint(StrictModel):

@@ -7,6 +7,7 @@ import textwrap
 
 from fleet.messages import ExecutionFeedback
 from fleet.record import DeliberationRecord, ScoreCard
+from fleet.selection.models import Behaviour
 
 
 def _excerpt(text: str, full: bool, width: int = 700) -> str:
@@ -45,7 +46,7 @@ def render(record: DeliberationRecord, engine_ready_s: float = 0.0, full: bool =
             out.append(_excerpt(p.content, full))
     if record.scores:
         out.append("\n== scores ==")
-        out.append(f"{'rank':<5}{'agent':<18}{'total':>7}{'tests':>8}{'lint':>6}{'judge':>7}  checks failed")
+        out.append(f"{'rank':<5}{'candidate':<22}{'total':>7}{'tests':>8}{'lint':>6}{'judge':>7}  checks failed")
         for s in record.scores:
             tests = [c for c in s.checks if c.name.startswith("tests:") and c.status != "skipped"]
             passed, total = sum(c.tests_passed or 0 for c in tests), sum(c.tests_total or 0 for c in tests)
@@ -54,16 +55,19 @@ def render(record: DeliberationRecord, engine_ready_s: float = 0.0, full: bool =
             lcol = "-" if lint is None or lint.status == "skipped" else str(lint.detail.split()[0])
             judge = f"{s.judge.score:.1f}" if s.judge else "-"
             failed = ", ".join(f"{c.name} ({c.detail})" for c in s.checks if c.status == "failed") or "-"
-            out.append(f"{s.rank:<5}{s.author_id:<18}{s.total:>7.3f}{tcol:>8}{lcol:>6}{judge:>7}  {failed[:160]}")
+            who = s.candidate_id or s.author_id
+            out.append(f"{s.rank:<5}{who:<22}{s.total:>7.3f}{tcol:>8}{lcol:>6}{judge:>7}  {failed[:160]}")
             if s.judge and full:
                 out += [f"      judge {c.criterion}: {c.score}/10 {c.reason}" for c in s.judge.criteria]
         sandbox = next((c.sandbox for s in record.scores for c in s.checks if c.sandbox), None)
         if sandbox:
             out.append(f"tests ran in the {sandbox} sandbox; lint = ruff findings; judge = mean criterion score /10")
+    if record.behaviour is not None and record.behaviour.table:
+        out += behaviour_lines(record.behaviour)
     if record.selection:
         sel = record.selection
-        by = f"the architect {sel.architect_id}" if sel.method == "architect" else "top total"
-        out.append(f"\nWINNER: {sel.winner_id}  chosen by {by} among {sel.candidates}"
+        by = _chosen_by(sel.method, sel.architect_id, "top total")
+        out.append(f"\nWINNER: {sel.winner_candidate or sel.winner_id}  chosen by {by} among {sel.candidates}"
                    + (f"; runner-up {sel.runner_up}" if sel.runner_up else ""))
         out.append(f"  why: {sel.reason}")
     out.append("\nfailures: " + ("none" if not record.failures else ""))
@@ -155,8 +159,9 @@ def markdown(record: DeliberationRecord) -> str:
         out.append("")
     if record.selection:
         sel = record.selection
-        by = f"the architect {sel.architect_id}" if sel.method == "architect" else "the top total"
-        out += ["## Winner", "", f"**{sel.winner_id}**, chosen by {by} among {', '.join(sel.candidates)}"
+        by = _chosen_by(sel.method, sel.architect_id, "the top total")
+        out += ["## Winner", "", f"**{sel.winner_candidate or sel.winner_id}**, chosen by {by} among "
+                f"{', '.join(sel.candidates)}"
                 + (f" (runner-up {sel.runner_up})" if sel.runner_up else "") + ".", "", f"> {sel.reason}", ""]
     if record.failures:
         out += ["## Failures", ""] + [f"- {f.agent_id} at {f.stage} round {f.round}: {f.error_type}: {f.message}"
@@ -172,3 +177,23 @@ def markdown(record: DeliberationRecord) -> str:
     if record.error:
         out += [f"**Error:** {record.error}", ""]
     return "\n".join(out)
+
+
+def _chosen_by(method: str, architect_id: str | None, top: str) -> str:
+    return {"architect": f"the architect {architect_id}", "consensus": "the consensus of behaviour"}.get(method, top)
+
+
+def behaviour_lines(b: Behaviour) -> list[str]:
+    """The probe table and the groups: each probe input, then each group's members and outputs."""
+    out = ["\n== behaviour: probe inputs, and the candidates grouped by their outputs on them =="]
+    out += [f"  p{i + 1} ({p.source}): {p.expression[:100]}" for i, p in enumerate(b.probes)]
+    for i, g in enumerate(b.groups):
+        out.append(f"  group {i + 1}: {g.visible_passed}/{g.visible_total} visible tests, {g.agreement} of "
+                   f"{b.lineages} lineages agree: {', '.join(g.members)}")
+        if g.outputs is None:
+            row = next((r for r in b.table if r.candidate_id == g.members[0]), None)
+            out.append(f"    did not run: {row.error[:160] if row else '?'}")
+        else:
+            out.append("    " + "  ".join(f"p{j + 1}={o[:24]}" for j, o in enumerate(g.outputs))[:200])
+    return out
+

@@ -46,7 +46,7 @@ async def test_markdown_transcript_holds_the_whole_deliberation():
     for p in record.proposals:
         assert p.content.strip()[:60] in text
     assert text.count("### agent-dev-00") == len(record.proposals) + len(record.critiques)
-    assert f"**{record.selection.winner_id}**" in text and record.selection.reason in text
+    assert f"**{record.selection.winner_candidate}**" in text and record.selection.reason in text  # author@rN
     assert text.count("```") % 2 == 0  # every fence closed
 
 

@@ -33,8 +33,10 @@ async def test_exact_call_counts(n, rounds, topology):
     d, engine = local_deliberation(n=n, rounds=rounds, topology=topology)
     record = await d.run()
     reviews_per_round = 0 if n < 2 else (n * (n - 1) if topology == "all_pairs" else n)
-    expected = {"generate": n, "critique": reviews_per_round * rounds, "revise": (n if n > 1 else 0) * rounds,
-                "judge": n, "select": 1 if n > 1 else 0}  # the architect chooses among >= 2 candidates
+    revisions = (n if n > 1 else 0) * rounds
+    # every proposal of every round is a candidate: each draft and revision is judged
+    expected = {"generate": n, "critique": reviews_per_round * rounds, "revise": revisions,
+                "judge": n + revisions, "select": 1 if n + revisions > 1 else 0}  # the architect: >= 2 candidates
     assert stage_counts(engine) == {k: v for k, v in expected.items() if v}
     assert len(record.critiques) == expected["critique"]
     assert len(record.proposals) == n + expected["revise"]
@@ -175,12 +177,15 @@ async def test_same_seeds_same_transcript():
 async def test_winner_is_best_ranked_among_top_k():
     d, _ = local_deliberation(n=5, rounds=1)
     record = await d.run()
-    assert [s.rank for s in record.scores] == [1, 2, 3, 4, 5]
+    # every draft and revision is a candidate, scored and ranked (a prose task: the judge and the architect)
+    assert [s.rank for s in record.scores] == list(range(1, 11))
+    assert sorted(s.candidate_id for s in record.scores) == sorted(p.candidate_id for p in record.proposals)
     totals = [s.total for s in record.scores]
     assert totals == sorted(totals, reverse=True)
-    assert record.selection.candidates == [s.author_id for s in record.scores[:3]]
+    assert record.selection.candidates == [s.candidate_id for s in record.scores[:3]]
     assert record.selection.method == "architect" and record.selection.architect_id == "agent-architect-selector"
-    assert record.winner_id in record.selection.candidates and record.selection.reason
+    assert record.selection.winner_candidate in record.selection.candidates and record.selection.reason
+    assert record.winning_proposal().author_id == record.winner_id
     assert record.selection.runner_up in record.selection.candidates
 
 
@@ -201,7 +206,7 @@ async def test_k_1_skips_the_architect():
     d, engine = local_deliberation(n=3, rounds=0, task=make_task(k=1))
     record = await d.run()
     assert "select" not in stage_counts(engine)
-    assert record.selection.method == "top-score" and record.selection.candidates == [record.scores[0].author_id]
+    assert record.selection.method == "top-score" and record.selection.candidates == [record.scores[0].candidate_id]
 
 
 async def test_failed_agent_is_recorded_not_replaced_and_quorum_continues():
@@ -323,8 +328,14 @@ async def test_early_stop_when_every_proposal_passes_its_visible_tests():
     assert "critique" not in stage_counts(engine) and "revise" not in stage_counts(engine)
     assert any(n.startswith("early stop") and "rounds 1..2 skipped" in n for n in record.notes)
     d, engine = local_deliberation(n=3, rounds=1, task=_code_task(passing), early_stop=False)
+    record = await d.run()
+    # the round happens, but repair is aimed at failures (issue 20): proposals that pass are neither
+    # critiqued nor revised (before it, all three were)
+    assert "critique" not in stage_counts(engine) and "revise" not in stage_counts(engine)
+    assert any("received no critique and keep their proposal" in n for n in record.notes)
+    d, engine = local_deliberation(n=3, rounds=1, task=_code_task(passing), early_stop=False, feedback=False)
     await d.run()
-    assert stage_counts(engine)["revise"] == 3
+    assert stage_counts(engine)["revise"] == 3  # without feedback, review goes to every proposal as before
 
 
 def _draft_end(record, agent: str) -> float:
@@ -506,7 +517,7 @@ async def test_a_resumed_deliberation_runs_only_the_stages_after_its_checkpoint(
 
     after_drafts, engine = local_deliberation(n=3, rounds=2, checkpoint=stored[0])
     resumed = await after_drafts.run()
-    assert stage_counts(engine) == {"critique": 12, "revise": 6, "judge": 3, "select": 1}  # no draft again
+    assert stage_counts(engine) == {"critique": 12, "revise": 6, "judge": 9, "select": 1}  # no draft again
     assert resumed.proposals[:3] == full.proposals[:3]
     assert [p.content for p in resumed.proposals] == [p.content for p in full.proposals]  # same seeds, same run
     assert [t.phase for t in resumed.timings].count("generate") == 1
@@ -515,7 +526,7 @@ async def test_a_resumed_deliberation_runs_only_the_stages_after_its_checkpoint(
 
     after_round_1, engine = local_deliberation(n=3, rounds=2, checkpoint=stored[1])
     resumed = await after_round_1.run()
-    assert stage_counts(engine) == {"critique": 6, "revise": 3, "judge": 3, "select": 1}
+    assert stage_counts(engine) == {"critique": 6, "revise": 3, "judge": 9, "select": 1}
     assert resumed.critiques[:6] == full.critiques[:6] and len(resumed.critiques) == 12
 
 

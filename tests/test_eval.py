@@ -110,9 +110,13 @@ def ballot(i: int, outputs: list[str] | None, visible: int = 0, lint_clean: bool
                   parses=outputs is not None)
 
 
-def test_vote_agreement_decides_before_the_checks():
-    out = choose([ballot(0, ["1", "2"], visible=2), ballot(1, ["1", "3"]), ballot(2, ["1", "3"]), ballot(3, None)])
+def test_vote_ranks_groups_as_the_council_consensus_does_visible_examples_then_agreement():
+    out = choose([ballot(0, ["1", "2"], visible=1), ballot(1, ["1", "3"], visible=1), ballot(2, ["1", "3"], visible=1),
+                  ballot(3, None)])
     assert (out.chosen, out.group_size, out.groups, out.ran) == (1, 2, [2, 1], 3)
+    # (the vote's rule of old put agreement first; the consensus filters on the visible examples first)
+    out = choose([ballot(0, ["1", "2"], visible=2), ballot(1, ["1", "3"]), ballot(2, ["1", "3"]), ballot(3, None)])
+    assert (out.chosen, out.group_size, out.groups, out.ran) == (0, 1, [2, 1], 3)
 
 
 def test_vote_ties_and_members_are_decided_by_the_checks():
@@ -164,7 +168,9 @@ def test_report_has_pass_at_1_with_interval_tokens_and_pairs():
     text = render(rows, ["# title"])
     lo, hi = wilson(2, 4)
     assert text.startswith("# title")
-    assert f"| single | 4 | 2/4 = 0.500 | [{lo:.3f}, {hi:.3f}] | 1,000 | 100 |" in text
+    assert f"| single | 4 | 2/4 = 0.500 | [{lo:.3f}, {hi:.3f}] | - | 1,000 | 100 |" in text  # oracle: not measured
+    rows = [r.model_copy(update={"oracle_pool": r.passed or r.problem == "HumanEval/1"}) for r in rows]
+    assert "| vote | 4 | 2/4 = 0.500 " in render(rows) and f"[{lo:.3f}, {hi:.3f}] | 3/4 | 1,000" in render(rows)
     assert "| council | 4 | 4/4 = 1.000 |" in text
     assert "| council vs vote | 2 | 2 | 0 | 0 |" in text
     assert "vote: N = 4 (4 problems) samples" in text
@@ -227,6 +233,8 @@ async def test_evaluation_runs_every_strategy_at_equal_budget_and_resumes(tmp_pa
     assert {(r.timeouts if isinstance(r, SampleRequest) else r.config.timeouts).call_s for r in fleet.requests} == {
         config.timeouts.call_s} and config.timeouts.call_s >= 1800
     assert rows[0].prompt_tokens == 50 and rows[1].completion_tokens == 1200 and rows[2].completion_tokens == 1200
+    # oracle@pool beside pass@1: some answer (any sample, any draft or revision) passes the hidden check
+    assert [r.oracle_pool for r in rows] == [True] * 4 + [False] * 4
     assert seen[-1] == (8, 8)
     # Resume: a second run (one more problem) runs only what the file lacks.
     again = StandInFleet()

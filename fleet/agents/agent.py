@@ -26,12 +26,15 @@ from fleet.messages import (
     CritiqueRequest,
     Decision,
     GenerateRequest,
+    ProbeRequest,
     ReviseRequest,
     SelectRequest,
     Stage,
 )
 
-_STAGE_OFFSET = {"generate": 0, "critique": 100_000, "revise": 200_000, "select": 300_000}
+PROBE_MAX_TOKENS = 160  # eight short calls
+SELECT_MAX_TOKENS = 256
+_STAGE_OFFSET = {"generate": 0, "critique": 100_000, "revise": 200_000, "select": 300_000, "probe": 400_000}
 
 
 def call_seed(base: int, stage: Stage, round_: int, peer: str = "", sample: int = 0) -> int:
@@ -108,7 +111,12 @@ class Agent:
                                            req.layout)
         return await self._call("revise", req.round, messages, sampling=req.sampling)
 
-    async def select(self, req: SelectRequest, max_tokens: int = 256) -> tuple[Decision, AgentReply]:
+    async def write_probes(self, req: ProbeRequest, max_tokens: int = PROBE_MAX_TOKENS) -> AgentReply:
+        """Calls of the code the task asks for, one per line (inputs only: the caller parses them)."""
+        messages = prompts.probe_messages(self.spec, req.task, req.layout)
+        return await self._call("probe", 0, messages, max_tokens=max_tokens, sampling=req.sampling)
+
+    async def select(self, req: SelectRequest, max_tokens: int = SELECT_MAX_TOKENS) -> tuple[Decision, AgentReply]:
         """As the architect: choose among the candidates (greedy, schema-constrained). Raises
         `EngineError` when the answer is not a decision naming two of the candidates."""
         ids = [c.author_id for c in req.candidates]

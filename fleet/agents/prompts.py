@@ -42,6 +42,10 @@ _CRITIQUE_ASK = (
     "Review the colleague's solution against the criteria above. List two weaknesses and one concrete "
     "improvement. Be brief."
 )
+_CRITIQUE_FIX_ASK = (
+    "Explain in two or three sentences why the colleague's code gives that result, and the smallest change "
+    "that fixes it. Nothing else."
+)
 _REVISE_ASK = (
     "Write an improved solution that fixes the weaknesses above. Explain the approach, show the "
     "code, and name the main risk with its mitigation."
@@ -55,6 +59,14 @@ _REVISE_CODE_ASK = (
     "at most one sentence on what you changed."
 )
 _REVISE_CODE = "{critiques}Your solution:\n\n{proposal}\n\n{feedback}" + _REVISE_CODE_ASK
+# Inputs only: an expected output written by a small model is often wrong, and candidates are compared
+# with each other on these inputs, never against a model's answer.
+_PROBE_ASK = (
+    "Write up to 8 calls of the function the task asks for, with inputs that test it: typical cases, edge "
+    "cases (empty, zero, one element, negative, duplicates) and inputs where a careless solution would go "
+    "wrong. One call per line, like `name(arguments)`, literal arguments only, no expected outputs, no "
+    "asserts, nothing else."
+)
 _JUDGE_CONTEXT = "{checks}The proposal:\n\n{proposal}\n\n"
 _JUDGE_ASK = (
     "Score the proposal on each criterion from 1 (fails it) to 10 (fully meets it), with a one-sentence "
@@ -109,6 +121,15 @@ def critique_messages(agent: AgentSpec, task: Task, author_id: str, proposal: st
                       feedback: ExecutionFeedback | None = None,
                       layout: Layout = "shared_prefix") -> list[ChatMessage]:
     context = _CRITIQUE_CONTEXT.format(author=author_id, proposal=proposal, feedback=_feedback(feedback, "its"))
+    if feedback is not None and (feedback.crash or feedback.counterexample or feedback.disagreement):
+        # The concrete failure first, before the proposal and any prose: reviews of small models
+        # otherwise drift to style and "edge cases" the task never asked for (measured on the demo).
+        what = (f"Importing {author_id}'s code fails: {feedback.crash}" if feedback.crash
+                else f"{author_id}'s code fails on this input:\n{feedback.counterexample}" if feedback.counterexample
+                else f"{author_id}'s code answers this input unlike most candidates:\n{feedback.disagreement}")
+        context = f"{what}\n\n{context}"
+        return (_shared(task, context, _persona(agent), _CRITIQUE_FIX_ASK) if layout == "shared_prefix"
+                else [_system(agent), _user(task, context + _CRITIQUE_FIX_ASK)])
     if layout == "shared_prefix":
         return _shared(task, context, _persona(agent), _CRITIQUE_ASK)
     return [_system(agent), _user(task, context + _CRITIQUE_ASK)]
@@ -131,6 +152,12 @@ def revise_messages(agent: AgentSpec, task: Task, proposal: str, critiques: list
     else:
         text = _REVISE.format(critiques=reviews, proposal=proposal, feedback=_feedback(feedback, "your"))
     return [_system(agent), _user(task, text)]
+
+
+def probe_messages(agent: AgentSpec, task: Task, layout: Layout = "shared_prefix") -> list[ChatMessage]:
+    if layout == "shared_prefix":
+        return _shared(task, "", _persona(agent), _PROBE_ASK)
+    return [_system(agent), _user(task, _PROBE_ASK)]
 
 
 def judge_messages(task: Task, proposal: str, checks: str = "", layout: Layout = "shared_prefix") -> list[ChatMessage]:

@@ -57,6 +57,18 @@ class DeliberationConfig(StrictModel):
         default="shared_prefix", description="shared_prefix: every prompt starts with the same system message and "
         "task, the persona after them (vLLM's prefix cache reuses that start); persona_first: the persona as the "
         "system message (the layout of the first HumanEval table)")
+    selector: Literal["auto", "consensus", "architect", "top_score"] = Field(
+        default="auto", description="how the winner is chosen among every candidate (drafts and revisions): "
+        "consensus: behaviour groups by visible tests, then agreement (the architect breaks a near-tie); architect: "
+        "an ARCHITECT agent among the top k; top_score: the highest total. auto: consensus for code tasks, architect "
+        "for prose")
+    probe_inputs: bool = Field(
+        default=True, description="code tasks: an agent writes inputs (calls, no outputs) that every candidate is "
+        "run on beside the visible tests' inputs")
+    budget_tokens: int | None = Field(
+        default=None, ge=1, description="completion tokens the deliberation may spend in all (agents, probe writer, "
+        "judge, architect): a call whose max_tokens the rest cannot cover is not started (a draft: its agent is "
+        "out; a critique or revision: skipped; the judge: left out), and the record says where tokens went")
     timeouts: Timeouts = Field(default_factory=Timeouts)
 
 

@@ -88,6 +88,10 @@ class FakeEngineConfig(StrictModel):
     fail_agents: list[str] = Field(default_factory=list, description="calls tagged with these agents fail")
     fail_stages: list[str] = Field(default_factory=list, description="calls of these stages fail")
     fingerprint: str = Field(default="fleet-fake", description="reported as ChatResult.served_by")
+    answers: dict[str, list[str]] = Field(default_factory=dict, description="agent id -> the text of its draft "
+                                          "(item 0) and of its revision in round r (item r; the last item for later "
+                                          "rounds): given code per agent, for selection and repair tests")
+    probe_answer: str = Field(default="", description="the text of every `probe` call (calls an agent writes)")
     prefix_block: int = Field(default=16, ge=0, description="tokens (words) per block of its prefix cache, 0: "
                               "none; like vLLM's, it reports the prompt tokens whole cached blocks supplied")
 

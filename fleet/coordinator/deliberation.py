@@ -18,8 +18,10 @@ cancels every call in flight.
 `check` runs each new proposal's code against the task's *visible* tests and the linter (in the
 sandbox); the result is stored on the proposal and shown to its author and critics in the next
 round. When every live proposal passes all visible tests, the remaining rounds are skipped
-(`early_stop`). `select`: an ARCHITECT agent chooses among the top k by total; if it fails, the top
-total wins and the record says why.
+(`early_stop`). `select` (fleet/selection): every proposal of every round is a candidate; a code
+task's candidates run on probe inputs and the consensus of their behaviour chooses (the architect
+breaks a near-tie); a prose task's ARCHITECT agent chooses among the top k by total. If it fails, the
+fallback decides and the record says why.
 
 What this file leaves out: where agents live (the pool), how proposals are measured (the scorer).
 """
@@ -36,34 +38,34 @@ from typing import Any
 
 from fleet.config.council import CouncilSpec
 from fleet.config.deliberation import DeliberationRequest
+from fleet.coordinator.budget import Budget, call_cap
+from fleet.coordinator.ledger import agent_failure, busy_s, in_council_order, timed
 from fleet.coordinator.pool import AgentPool
+from fleet.coordinator.repair import consensus_stop, disagreement, may_still_stop, needs_repair, worth_revising
+from fleet.coordinator.select_stage import SelectStage
 from fleet.coordinator.topology import review_pairs
-from fleet.errors import AgentCallError, DeliberationFailedError, EngineTimeoutError
+from fleet.errors import BudgetExhaustedError, DeliberationFailedError, EngineTimeoutError
 from fleet.messages import (
     AgentReply,
-    Candidate,
+    CallUsage,
     CritiqueRequest,
     ExecutionFeedback,
     GenerateRequest,
     ReceivedCritique,
     ReviseRequest,
-    SelectRequest,
     Stage,
 )
 from fleet.record import (
-    AgentFailure,
     Checkpoint,
     Critique,
     DeliberationRecord,
     EventType,
     PhaseTiming,
     Proposal,
-    Selection,
     TokenTotals,
 )
-from fleet.scoring.judge import card_summary
-from fleet.scoring.ranking import rank, select_top_score
 from fleet.scoring.scorer import Scorer
+from fleet.selection.stage import is_code
 
 
 def new_deliberation_id() -> str:
@@ -75,16 +77,7 @@ def plan_deliberation_id(event_id: str, role: str) -> str:
     return f"delib-{hashlib.sha256(f'{event_id}/{role}'.encode()).hexdigest()[:16]}"
 
 
-def agent_failure(agent_id: str, stage: Stage, round_: int, err: BaseException, call_s: float) -> AgentFailure:
-    """A failed agent call as the record keeps it: a timeout reads as the engine's, an agent call
-    error by the type of its cause."""
-    if isinstance(err, TimeoutError):
-        err = EngineTimeoutError(f"call ran past {call_s}s")
-    error_type = err.cause_type if isinstance(err, AgentCallError) and err.cause_type else type(err).__name__
-    return AgentFailure(agent_id=agent_id, stage=stage, round=round_, error_type=error_type, message=str(err)[:2000])
-
-
-class Deliberation:
+class Deliberation(SelectStage):
     def __init__(
         self,
         request: DeliberationRequest,
@@ -128,11 +121,15 @@ class Deliberation:
         self._t0 = time.perf_counter()  # spans are in ms after this
         self.live: list[str] = [a.agent_id for a in council.agents]
         self._noted_failures = 0
+        self._probe_usage: CallUsage | None = None  # the probe writer's call, recorded with the scores
+        self.budget = Budget(self.cfg.budget_tokens)
+        self._writer: asyncio.Task[list[str]] | None = None  # the probe writer's call, while the drafts run
         self.current: dict[str, Proposal] = {}  # author -> its latest proposal
         self.done_round = -1  # the last completed stage: -1 none, 0 the drafts, r review round r
         if checkpoint is not None:
             self.record = checkpoint.record.model_copy(deep=True)
             self.live, self.done_round = list(checkpoint.live), checkpoint.round
+            self.budget.spent = sum(u.completion_tokens for u in self.record.usage)  # spent before the restart
             for p in self.record.proposals:  # in order: the last one of each author is its current
                 self.current[p.author_id] = p
             self._noted_failures = len(self.record.failed_agents() & {a.agent_id for a in council.agents})
@@ -176,8 +173,9 @@ class Deliberation:
         record and announce it."""
         start = time.perf_counter()
         authors = list(replies)
+        probes = await self._written()
         feedback = await asyncio.gather(*(self.scorer.feedback(self.request.task, self.council.role,
-                                                              replies[a].content) for a in authors))
+                                                              replies[a].content, probes) for a in authors))
         if any(f is not None for f in feedback):
             self.record.timings.append(
                 PhaseTiming(phase="check", round=round_, wall_ms=(time.perf_counter() - start) * 1000))
@@ -189,32 +187,59 @@ class Deliberation:
         """Check one new proposal (its span added to `spans` when there was something to check),
         then record and announce it."""
         t0 = time.perf_counter()
-        fb = await self.scorer.feedback(self.request.task, self.council.role, reply.content)
+        fb = await self.scorer.feedback(self.request.task, self.council.role, reply.content, await self._written())
         if fb is not None:
             spans.append((t0, time.perf_counter()))
         self._add_proposal(round_, author, reply, fb)
 
     def _add_proposal(self, round_: int, author: str, reply: AgentReply, feedback: ExecutionFeedback | None) -> None:
         """Record and announce one checked proposal; it becomes its author's current one."""
+        parent = self.current[author].candidate_id if author in self.current else None
         proposal = Proposal(author_id=author, role=self.council.role, round=round_, content=reply.content,
-                            usage=reply.usage, feedback=feedback)
+                            usage=reply.usage, feedback=feedback, parent_id=parent)
         self.record.proposals.append(proposal)
         self.current[author] = proposal
         self._emit("proposal" if round_ == 0 else "revision", proposal)
 
-    def _stops_early(self) -> bool:
-        """Every live proposal passes all its visible tests (and early stop is on): no more review."""
+    def _stops_early(self) -> str:
+        """Why review stops here ('' when it goes on): every live proposal passes all its visible tests,
+        or (code) the leading behaviour group passes them all and holds a majority (repair.py)."""
         fbs = [self.current[a].feedback for a in self.live]
-        return (self.cfg.early_stop and self.cfg.feedback and bool(fbs)
-                and all(f is not None and f.all_passed for f in fbs))
+        if not (self.cfg.early_stop and self.cfg.feedback and fbs):
+            return ""
+        if all(f is not None and f.all_passed for f in fbs):
+            return "every live proposal passes all visible tests"
+        if is_code(self.request.task) and (lead := consensus_stop(fbs)):
+            return f"on consensus, {lead} of {len(fbs)} live proposals agree and pass all visible tests"
+        return ""
 
     def _may_stop_early(self, settled: list[str]) -> bool:
-        """Whether the outputs of a round still in flight could end in an early stop: only while every
-        one in so far (`settled`: their authors) passes all its visible tests."""
+        """Whether the outputs of a round still in flight could end in an early stop: while every one
+        in so far (`settled`: their authors) passes all its visible tests, or (code) while no more fail
+        than a majority can spare."""
         if not (self.cfg.early_stop and self.cfg.feedback and self.request.task.visible_tests):
             return False
         fbs = [self.current[a].feedback for a in settled if a in self.live]
+        if is_code(self.request.task):
+            return may_still_stop(fbs, len(self.live))
         return all(f is not None and f.all_passed for f in fbs)
+
+    def _shown_for_repair(self, author: str, k: int) -> ExecutionFeedback | None:
+        """What an author and its critics are shown in round k, with where it differs from the leading
+        group of the live agents' proposals of round k-1 when it passes (code tasks)."""
+        fb = self._shown(author)
+        if fb is None or not is_code(self.request.task) or fb.failing:
+            return fb
+        latest = {p.author_id: p for p in self.record.proposals if p.round < k}  # (in order: the last wins)
+        others = [latest[a].feedback for a in self.live if a in latest]
+        return fb.model_copy(update={"disagreement": disagreement(fb, others)})
+
+    def _aimed_at(self, author: str) -> bool:
+        """Whether `author`'s proposal gets critiques and a revision: on a code task with feedback on,
+        only one that fails (repair.py); otherwise every one."""
+        if not (self.cfg.feedback and is_code(self.request.task)):
+            return True
+        return needs_repair(self.current[author].feedback)
 
     # -- stage machinery -------------------------------------------------------------------------
 
@@ -223,7 +248,7 @@ class Deliberation:
     ) -> dict[Hashable, Any]:
         """Run every call at once. calls: key -> (agent_id, call). Returns key -> reply for the calls
         that succeeded; each failed call is recorded and takes its agent out."""
-        tasks = {key: asyncio.create_task(asyncio.wait_for(_timed(fn), self.cfg.timeouts.call_s))
+        tasks = {key: asyncio.create_task(asyncio.wait_for(timed(fn), self.cfg.timeouts.call_s))
                  for key, (_, fn) in calls.items()}
         start = time.perf_counter()
         timed_out: set[asyncio.Task] = set()
@@ -270,12 +295,16 @@ class Deliberation:
         """One call of a pipelined stage, under the call timeout and the stage's `deadline`
         (perf_counter). Returns the reply (its usage recorded), or None: the failure is recorded and
         the agent is out. Cancellation propagates."""
+        if not self._afford(stage, round_, agent_id):
+            return None
+        cap, used = call_cap(self.request, self.council, agent_id, stage), 0
         t0 = time.perf_counter()
         timeout = min(self.cfg.timeouts.call_s, deadline - t0)
         try:
             if timeout <= 0:
                 raise EngineTimeoutError(f"stage {stage} ran past {self.cfg.timeouts.stage_s}s")
             reply = await asyncio.wait_for(fn(), timeout)
+            used = reply.usage.completion_tokens
         except asyncio.CancelledError:
             raise
         except Exception as e:
@@ -284,11 +313,26 @@ class Deliberation:
             spans.append((t0, time.perf_counter()))
             self._fail(agent_id, stage, round_, e)
             return None
+        finally:
+            self.budget.settle(cap, used)
         t1 = time.perf_counter()
         spans.append((t0, t1))
         reply = self._spanned(reply, t0, t1)
         self.record.usage.append(reply.usage)
         return reply
+
+    def _afford(self, stage: Stage, round_: int, agent_id: str) -> bool:
+        """Reserve a call's max_tokens in the budget; when the rest cannot cover them it does not start:
+        a draft's agent is out (a failure), a critique or revision is skipped (noted once per stage)."""
+        cap = call_cap(self.request, self.council, agent_id, stage)
+        if self.budget.reserve(cap):
+            return True
+        why = f"budget: {self.budget.left()} of {self.cfg.budget_tokens} tokens left, a {stage} call may take {cap}"
+        if stage == "generate":
+            self._fail(agent_id, stage, round_, BudgetExhaustedError(why))
+        elif not any(n.startswith(f"budget: {stage} calls of round {round_}") for n in self.record.notes):
+            self._note(f"budget: {stage} calls of round {round_} not started from here on ({why})", round_)
+        return False
 
     def _fail(self, agent_id: str, stage: Stage, round_: int, err: BaseException) -> None:
         failure = agent_failure(agent_id, stage, round_, err, self.cfg.timeouts.call_s)
@@ -319,6 +363,8 @@ class Deliberation:
             r.status = status  # type: ignore[assignment]
         r.error = error
         r.tokens = TokenTotals.of(r.usage)
+        r.stage_tokens = {s: sum(u.completion_tokens for u in r.usage if u.stage == s)
+                          for s in dict.fromkeys(u.stage for u in r.usage)}
         r.duration_ms = (datetime.now(UTC) - r.started_at).total_seconds() * 1000
 
     # -- the stages ------------------------------------------------------------------------------
@@ -338,14 +384,21 @@ class Deliberation:
         # Agents connect to their engine first, so stage timings measure deliberation, not start-up.
         await self._fan_out("setup", 0, {a: (a, lambda a=a: self.pool.call(a, "ready")) for a in self.live})
         self._check_quorum("setup")
-        if self.cfg.dataflow and self.cfg.rounds > max(self.done_round, 0) and len(self.live) >= 2:
-            await self._review_rounds(max(self.done_round, 0) + 1, with_drafts=self.done_round < 0)
-        else:
-            await self._barrier_rounds()
-        if self.cfg.rounds == 0:
-            self.record.notes.append("rounds=0: review skipped as requested")
-
-        await self._score_and_select({a: self.current[a].content for a in self.live})
+        # The probe inputs an agent writes need only the task: written while the drafts are.
+        writer = asyncio.create_task(self._write_probes()) if self._writes_probes() else None
+        self._writer = writer
+        try:
+            if self.cfg.dataflow and self.cfg.rounds > max(self.done_round, 0) and len(self.live) >= 2:
+                await self._review_rounds(max(self.done_round, 0) + 1, with_drafts=self.done_round < 0)
+            else:
+                await self._barrier_rounds()
+            if self.cfg.rounds == 0:
+                self.record.notes.append("rounds=0: review skipped as requested")
+            await self._score_and_select(await self._written())
+        finally:
+            if writer is not None:
+                writer.cancel()
+                await asyncio.gather(writer, return_exceptions=True)
         self._finish()
         return self.record
 
@@ -354,8 +407,12 @@ class Deliberation:
         if self.done_round < 0:
             gen = GenerateRequest(task=self.request.task, sampling=self.request.sampling,
                                   layout=self.cfg.prompt_layout)
+            drafters = [a for a in list(self.live) if self._afford("generate", 0, a)]
             replies = await self._fan_out("generate", 0, {
-                a: (a, lambda a=a: self.pool.call(a, "generate", gen)) for a in self.live})
+                a: (a, lambda a=a: self.pool.call(a, "generate", gen)) for a in drafters})
+            for a in drafters:
+                self.budget.settle(call_cap(self.request, self.council, a, "generate"),
+                                   replies[a].usage.completion_tokens if a in replies else 0)
             await self._add_proposals(0, replies)
             self._check_quorum("generate")
             self._checkpoint(0)
@@ -396,6 +453,7 @@ class Deliberation:
         out: dict[int, dict[str, asyncio.Future[bool]]] = {k: {a: loop.create_future() for a in agents}
                                                             for k in rounds}
         pending = {k: set(agents) for k in rounds}
+        complete = {k: loop.create_future() for k in rounds}  # every output of round k is in
         go: dict[int, asyncio.Future[bool]] = {k: loop.create_future() for k in range(first, last + 1)}
         spans: dict[tuple[str, int], list[tuple[float, float]]] = {}
         clocks: dict[tuple[str, int], float] = {}  # each stage's clock starts with its first call
@@ -419,7 +477,7 @@ class Deliberation:
             for stage in stages:
                 if spans.get((stage, k)) or stage != "check":
                     self.record.timings.append(  # type: ignore[arg-type]
-                        PhaseTiming(phase=stage, round=k, wall_ms=_busy_s(span(stage, k)) * 1000))
+                        PhaseTiming(phase=stage, round=k, wall_ms=busy_s(span(stage, k)) * 1000))
 
         def decide(k: int) -> None:
             """Round k happens or not, once round k-1's outputs tell (see the docstring)."""
@@ -428,10 +486,9 @@ class Deliberation:
             if not pending[k - 1]:
                 if len(self.live) < 2:
                     self._note(f"round {k}: skipped review, fewer than 2 live agents", k)
-                elif self._stops_early():
-                    self._note(f"early stop: every live proposal passes all visible tests after "
-                               f"{'the drafts' if k == 1 else f'round {k - 1}'}; rounds {k}..{cfg.rounds} skipped",
-                               k)
+                elif why := self._stops_early():
+                    self._note(f"early stop: {why} after {'the drafts' if k == 1 else f'round {k - 1}'}; "
+                               f"rounds {k}..{cfg.rounds} skipped", k)
                 else:
                     go[k].set_result(True)
                     return
@@ -448,6 +505,8 @@ class Deliberation:
                 if a in pending[j]:
                     pending[j].discard(a)
                     out[j][a].set_result(ok)
+                if not pending[j] and not complete[j].done():
+                    complete[j].set_result(True)
             for j in range(k, last + 1):
                 decide(j + 1)
                 if pending[j] or j in timed or not (j == 0 or happens(j)):
@@ -467,6 +526,14 @@ class Deliberation:
                 await self._add_checked(0, a, reply, span("check", 0))
             settle(a, 0, reply is not None)
 
+        async def aimed(a: str, k: int) -> bool:
+            """Whether a's proposal of round k-1 is repaired in round k: it fails, or (once every output of
+            round k-1 is in, so the same seeds give the same record) it disagrees with the leading group."""
+            if self._aimed_at(a):
+                return True
+            await complete[k - 1]
+            return bool(self._shown_for_repair(a, k).disagreement)  # type: ignore[union-attr]
+
         async def ready(a: str, k: int) -> bool:
             """a's proposal of round k-1 is final and round k happens."""
             return await out[k - 1][a] and await go[k]
@@ -474,8 +541,10 @@ class Deliberation:
         async def review(critic: str, author: str, k: int) -> AgentReply | None:
             if not await ready(author, k) or not await ready(critic, k) or critic not in self.live:
                 return None
+            if not await aimed(author, k):  # repair aimed at failures: a passing proposal is not reviewed
+                return None
             req = CritiqueRequest(task=task, round=k, author_id=author, proposal=self.current[author].content,
-                                  feedback=self._shown(author), sampling=self.request.sampling,
+                                  feedback=self._shown_for_repair(author, k), sampling=self.request.sampling,
                                   layout=cfg.prompt_layout)
             return await self._call("critique", k, critic,
                                     lambda: self.pool.call(critic, "critique", req,
@@ -502,12 +571,12 @@ class Deliberation:
                     return
                 # An author revises with the critiques it received and what its code did; one with
                 # neither keeps its proposal.
-                if not received and not _worth_revising(self._shown(a)):
+                if not await aimed(a, k) or (not received and not worth_revising(self._shown_for_repair(a, k))):
                     kept.setdefault(k, []).append(a)
                     settle(a, k, True)
                     continue
                 req = ReviseRequest(task=task, round=k, proposal=self.current[a].content, critiques=received,
-                                    feedback=self._shown(a), sampling=self.request.sampling,
+                                    feedback=self._shown_for_repair(a, k), sampling=self.request.sampling,
                                     layout=cfg.prompt_layout)
                 reply = await self._call("revise", k, a, lambda req=req: self.pool.call(a, "revise", req),
                                          deadline("revise", k), span("revise", k))
@@ -546,7 +615,7 @@ class Deliberation:
             self._release(everything=True)
             # The record lists each round's outputs in council order whatever order they finished in
             # (events went out as they came): same seeds, same record.
-            _in_council_order(self.record, order, pairs, c0, p0, u0)
+            in_council_order(self.record, order, pairs, c0, p0, u0)
         ran = [k for k in range(first, last + 1) if happens(k)]
         if ran:
             self._check_quorum(f"revise round {ran[-1]}")
@@ -562,7 +631,7 @@ class Deliberation:
         record.usage[u0:] = [u for u in record.usage[u0:] if u.round <= k]
         record.failures[f0:] = [f for f in record.failures[f0:] if f.round <= k]
         record.notes = [n for i, n in enumerate(record.notes) if self._note_round.get(i, 0) <= k]
-        _in_council_order(record, order, pairs, c0, p0, u0)
+        in_council_order(record, order, pairs, c0, p0, u0)
         failed = record.failed_agents()
         record.status = "degraded" if failed & {a.agent_id for a in self.council.agents} else "completed"
         live = [a for a in order if a not in failed and any(p.author_id == a for p in record.proposals)]
@@ -570,94 +639,3 @@ class Deliberation:
         if self._on_checkpoint is not None:
             self._on_checkpoint(Checkpoint(round=k, live=live, record=record))
         self._release()
-
-    async def _score_and_select(self, finals: dict[str, str]) -> None:
-        start = time.perf_counter()
-        outcome = await self.scorer.score(self.request.task, self.council.role, finals, self.cfg.timeouts.call_s)
-        for failure in outcome.failures:
-            self.record.failures.append(failure)
-            self._emit("failure", failure)
-        self.record.notes += outcome.notes
-        self.record.usage += [s.judge.usage for s in outcome.scored if s.judge]
-        self.record.scores = rank({s.author_id: (s.checks, s.judge) for s in outcome.scored}, self.cfg.weights)
-        self.record.timings.append(PhaseTiming(phase="score", round=0, wall_ms=(time.perf_counter() - start) * 1000))
-        start = time.perf_counter()
-        for card in self.record.scores:
-            self._emit("score", card)
-        try:
-            self.record.selection = await self._select(finals)
-        finally:
-            self.record.timings.append(
-                PhaseTiming(phase="select", round=0, wall_ms=(time.perf_counter() - start) * 1000))
-        self._emit("winner", self.record.selection)
-        self._check_quorum("select")
-
-    async def _select(self, finals: dict[str, str]) -> Selection:
-        """The architect's choice among the top k; the top total when k=1, no architect, or it fails."""
-        k, cards = self.request.task.k, self.record.scores
-        top = cards[:k]
-        if len(top) < 2 or not self.cfg.architect or self.architect_id is None:
-            why = ("k=1: the top total wins" if k == 1 else "one candidate" if len(top) < 2
-                   else "no architect: the top total wins")
-            return select_top_score(cards, k, why)
-        request = SelectRequest(task=self.request.task, layout=self.cfg.prompt_layout,
-                                candidates=[Candidate(author_id=c.author_id, content=finals[c.author_id],
-                                                      summary=card_summary(c)) for c in top])
-        t0 = time.perf_counter()
-        try:
-            decision, reply = await asyncio.wait_for(
-                self.pool.call(self.architect_id, "select", request), self.cfg.timeouts.call_s)
-            reply = self._spanned(reply, t0, time.perf_counter())
-        except asyncio.CancelledError:
-            raise
-        except Exception as e:
-            failure = agent_failure(self.architect_id, "select", 0, e, self.cfg.timeouts.call_s)
-            self.record.failures.append(failure)
-            self._emit("failure", failure)
-            return select_top_score(cards, k, f"the architect {self.architect_id} failed ({failure.error_type}), "
-                                              "so the top total wins")
-        self.record.usage.append(reply.usage)
-        return Selection(winner_id=decision.winner, candidates=[c.author_id for c in top], runner_up=decision.runner_up,
-                         reason=decision.reasons, method="architect", architect_id=self.architect_id,
-                         usage=reply.usage)
-
-
-async def _timed(fn: Callable[[], Awaitable[Any]]) -> tuple[Any, float, float]:
-    t0 = time.perf_counter()
-    reply = await fn()
-    return reply, t0, time.perf_counter()
-
-
-def _in_council_order(record: DeliberationRecord, order: dict[str, int], pairs: list[tuple[str, str]],
-                      c0: int, p0: int, u0: int) -> None:
-    """Sort what review rounds added to the record (from these offsets) into council order: by round,
-    then drafts, critiques (in pair order), revisions, each in council order."""
-    stages = {"generate": 0, "critique": 1, "revise": 2}
-    pair = {p: i for i, p in enumerate(pairs)}
-    record.critiques[c0:] = sorted(record.critiques[c0:], key=lambda c: (c.round, pair.get((c.critic_id, c.author_id),
-                                                                                             len(pair))))
-    record.proposals[p0:] = sorted(record.proposals[p0:], key=lambda p: (p.round, order.get(p.author_id, -1)))
-    record.usage[u0:] = sorted(record.usage[u0:], key=lambda u: (u.round, stages.get(u.stage, 3),
-                                                                 order.get(u.agent_id, -1), u.start_ms or 0.0))
-
-
-def _busy_s(spans: list[tuple[float, float]]) -> float:
-    """How long at least one of these calls was in flight: a pipelined stage's wall (its calls
-    start at different times, so first-start-to-last-end would count the waits between them).
-
-    >>> _busy_s([(0.0, 1.0), (0.5, 2.0), (5.0, 5.5)])
-    2.5
-    """
-    busy, end = 0.0, float("-inf")
-    for s, e in sorted(spans):
-        busy += max(0.0, e - max(s, end))
-        end = max(end, e)
-    return busy
-
-
-def _worth_revising(feedback: ExecutionFeedback | None) -> bool:
-    """Whether the checks alone give an author something to fix."""
-    if feedback is None:
-        return False
-    return (not feedback.code_found or feedback.truncated or feedback.parse_error is not None
-            or bool(feedback.lint) or feedback.tests_passed < feedback.tests_total)

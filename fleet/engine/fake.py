@@ -81,7 +81,15 @@ class FakeEngine(EngineClient):
             await asyncio.sleep(delay)
         if agent in self.config.fail_agents or stage in self.config.fail_stages:
             raise EngineError(f"fake engine: injected failure for agent={agent!r} stage={stage!r}")
-        text = self._json(request.json_schema, h) if request.json_schema else self._prose(request, h)
+        if request.json_schema:
+            text = self._json(request.json_schema, h)
+        elif stage == "probe":
+            text = self.config.probe_answer
+        elif stage in ("generate", "revise") and agent in self.config.answers and self.config.answers[agent]:
+            given = self.config.answers[agent]
+            text = given[min(int(request.tags.get("round", "0")), len(given) - 1)]
+        else:
+            text = self._prose(request, h)
         words = text.split(" ")
         if request.ignore_eos and len(words) < request.max_tokens:
             words += ["pad"] * (request.max_tokens - len(words))

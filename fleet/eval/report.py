@@ -1,4 +1,5 @@
-"""The eval's Markdown report: pass@1 with a 95% interval, tokens and wall time per strategy, the
+"""The eval's Markdown report: pass@1 with a 95% interval, oracle@pool (coverage: some answer the
+strategy made passes, apart from whether it was chosen), tokens and wall time per strategy, the
 paired comparison of the council with each baseline, and every problem's outcome."""
 
 from __future__ import annotations
@@ -36,14 +37,14 @@ def render(rows: list[EvalRow], header: list[str] | None = None) -> str:
     by = {s: [r for r in rows if r.strategy == s] for s in STRATEGIES}
     present = [s for s in STRATEGIES if by[s]]
     out = list(header or [])
-    out += ["| strategy | problems | pass@1 | 95% interval | prompt tok / problem | completion tok / problem "
-            "| calls / problem | wall s / problem | errors |",
-            "|---|---:|---:|---|---:|---:|---:|---:|---:|"]
+    out += ["| strategy | problems | pass@1 | 95% interval | oracle@pool | prompt tok / problem "
+            "| completion tok / problem | calls / problem | wall s / problem | errors |",
+            "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|"]
     for s in present:
         rs = by[s]
         n, k = len(rs), sum(r.passed for r in rs)
         lo, hi = wilson(k, n)
-        out.append(f"| {s} | {n} | {k}/{n} = {k / n:.3f} | [{lo:.3f}, {hi:.3f}] "
+        out.append(f"| {s} | {n} | {k}/{n} = {k / n:.3f} | [{lo:.3f}, {hi:.3f}] | {_oracle(rs)} "
                    f"| {_mean([r.prompt_tokens for r in rs]):,.0f} | {_mean([r.completion_tokens for r in rs]):,.0f} "
                    f"| {_mean([r.calls for r in rs]):.1f} | {_mean([r.wall_s for r in rs]):.1f} "
                    f"| {sum(r.error is not None for r in rs)} |")
@@ -74,6 +75,19 @@ def render(rows: list[EvalRow], header: list[str] | None = None) -> str:
             marks.append("" if r is None else "pass" if r.passed else "error" if r.error else "fail")
         out.append(f"| {p} | " + " | ".join(marks) + " |")
     return "\n".join(out) + "\n"
+
+
+def _oracle(rows: list[EvalRow]) -> str:
+    """'31/40': the problems where some answer the strategy made passes (rows that measured it).
+
+    >>> s = {"model": "m"}
+    >>> r = lambda o: EvalRow(problem="p", strategy="vote", passed=False, prompt_tokens=0, completion_tokens=0,
+    ...                       calls=1, wall_s=0, oracle_pool=o, settings=s)
+    >>> _oracle([r(True), r(False), r(None)]), _oracle([r(None)])
+    ('1/2', '-')
+    """
+    measured = [r.oracle_pool for r in rows if r.oracle_pool is not None]
+    return f"{sum(measured)}/{len(measured)}" if measured else "-"
 
 
 def _problem_key(task_id: str) -> tuple[str, int]:

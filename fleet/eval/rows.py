@@ -38,6 +38,9 @@ class EvalRow(StrictModel):
     problem: str
     strategy: Strategy
     passed: bool = Field(description="the chosen answer passed the problem's hidden check in the sandbox")
+    oracle_pool: bool | None = Field(default=None, description="some answer the strategy produced (every sample, "
+                                     "every draft and revision) passes the hidden check: a loss with this true is "
+                                     "selection's, with it false generation's; None: not measured (older rows)")
     prompt_tokens: int = Field(ge=0)
     completion_tokens: int = Field(ge=0)
     calls: int = Field(ge=0, description="engine calls the strategy made")

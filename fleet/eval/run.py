@@ -163,13 +163,21 @@ class Evaluation:
             return self._row(problem, strategy, error=f"no draft: {why.error_type}: {why.message[:300]}" if why else
                              "no draft", detail=detail, **tokens)
         if single:
-            return await self._graded(problem, strategy, result.drafts[0].content, detail=detail, **tokens)
+            row = await self._graded(problem, strategy, result.drafts[0].content, detail=detail, **tokens)
+            return row.model_copy(update={"oracle_pool": row.passed})
         probes, wants = probe_inputs(problem), _visible_wants(problem)  # once per problem, not per ballot
         ballots = await asyncio.gather(*(self._ballot(problem, probes, wants, i, d.content)
                                          for i, d in enumerate(result.drafts)))
         outcome = vote.choose(list(ballots))
         detail.update(outcome.model_dump())
-        return await self._graded(problem, strategy, result.drafts[outcome.chosen].content, detail=detail, **tokens)
+        return await self._graded(problem, strategy, result.drafts[outcome.chosen].content, detail=detail,
+                                  oracle_pool=await self._oracle(problem, [d.content for d in result.drafts]),
+                                  **tokens)
+
+    async def _oracle(self, problem: Problem, answers: list[str]) -> bool:
+        """oracle@pool: whether any of these answers passes the hidden check (each distinct one graded)."""
+        runs = await asyncio.gather(*(grade(problem, a, self.config.sandbox) for a in dict.fromkeys(answers)))
+        return any(r.passed == 1 and r.total == 1 for r in runs)
 
     async def _ballot(self, problem: Problem, probes: list[str], wants: list[tuple[str, str]], index: int,
                       answer: str) -> vote.Ballot:
@@ -208,9 +216,12 @@ class Evaluation:
         if record.selection is None:
             return self._row(problem, strategy, error=error or "no winner", detail=detail, **tokens)
         winner = record.selection.winner_id
-        final = [p for p in record.proposals if p.author_id == winner][-1]
+        final = record.winning_proposal()
+        assert final is not None  # a selection names one of the record's proposals
         detail.update(winner=winner, method=record.selection.method, winner_round=final.round)
-        return await self._graded(problem, strategy, final.content, error=error, detail=detail, **tokens)
+        return await self._graded(problem, strategy, final.content, error=error, detail=detail,
+                                  oracle_pool=await self._oracle(problem, [p.content for p in record.proposals]),
+                                  **tokens)
 
 
 def _visible_wants(problem: Problem) -> list[tuple[str, str]]:

@@ -1,19 +1,21 @@
-"""Sample-and-vote: choose one of N sampled answers by the agreement of their outputs.
+"""Sample-and-vote: choose one of N sampled answers by the consensus of their behaviour.
 
 Each answer is run (in the sandbox) on the problem's probe inputs (`humaneval.probe_inputs`); the
-answers whose code ran are grouped by their tuple of outputs, and the largest group wins. Ties, and
-the members of the winning group, are decided by the deterministic checks, in order: more visible
-examples passed, no lint findings, the code parses, then the earliest sample. When no answer ran at
-all, the deterministic checks alone decide. The checks never see the hidden tests.
+answers are grouped by their tuple of outputs and the groups ranked by the council's own consensus
+rule (`fleet.selection.consensus`, written once): the visible examples passed, then agreement (each
+sample is a lineage of its own), then size. Within a group, and between groups that tie, the
+deterministic checks decide, in order: more visible examples passed, no lint findings, the code
+parses, then the earliest sample. An answer whose code did not run stands alone and never leads one
+that ran. The checks never see the hidden tests.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
-
 from pydantic import Field
 
 from fleet.config._base import StrictModel
+from fleet.selection.consensus import make_groups
+from fleet.selection.models import ProbeRow
 
 
 class Ballot(StrictModel):
@@ -41,22 +43,19 @@ def choose(ballots: list[Ballot]) -> VoteOutcome:
     """The vote's choice.
 
     >>> b = lambda i, out, vis=0: Ballot(index=i, outputs=out, visible_passed=vis, parses=out is not None)
-    >>> choose([b(0, ["1"]), b(1, ["2"]), b(2, ["2"]), b(3, None)]).chosen   # agreement first
+    >>> choose([b(0, ["1"]), b(1, ["2"]), b(2, ["2"]), b(3, None)]).chosen   # agreement
     1
-    >>> choose([b(0, ["1"]), b(1, ["2"], vis=1)]).chosen                      # a tie: the checks decide
-    1
+    >>> choose([b(0, ["1"], vis=1), b(1, ["2"]), b(2, ["2"])]).chosen        # visible examples first
+    0
     """
     if not ballots:
         raise ValueError("nothing to vote on")
-    ran = [b for b in ballots if b.outputs is not None]
-    if not ran:
-        best = max(ballots, key=_checks)
-        return VoteOutcome(chosen=best.index, group_size=1, groups=[], ran=0)
-    groups: dict[tuple[str, ...], list[Ballot]] = defaultdict(list)
-    for b in ran:
-        groups[tuple(b.outputs or [])].append(b)
-    # The largest group; among equally large ones, the one whose best member passes the checks best.
-    winner = max(groups.values(), key=lambda g: (len(g), max(_checks(b) for b in g)))
-    best = max(winner, key=_checks)
-    return VoteOutcome(chosen=best.index, group_size=len(winner),
-                       groups=sorted((len(g) for g in groups.values()), reverse=True), ran=len(ran))
+    ids = {str(b.index): b for b in ballots}
+    rank = {str(b.index): i for i, b in enumerate(sorted(ballots, key=_checks, reverse=True))}
+    rows = [ProbeRow(candidate_id=c, outputs=b.outputs) for c, b in ids.items()]
+    groups = make_groups(rows, {c: (b.visible_passed, 0) for c, b in ids.items()}, {c: c for c in ids}, rank)
+    lead = groups[0]
+    ran = [g for g in groups if g.outputs is not None]
+    return VoteOutcome(chosen=ids[lead.members[0]].index, group_size=len(lead.members),
+                       groups=sorted((len(g.members) for g in ran), reverse=True),
+                       ran=sum(len(g.members) for g in ran))

@@ -134,15 +134,17 @@ def run_probe(spec):
         module = _solution_module()
     except BaseException:
         return {"passed": 0, "total": len(expressions), "output": _fail_text()}
-    outputs, passed = [], 0
+    outputs, errors, passed = [], [], 0
     for expression in expressions:
         try:
             value = eval(compile(expression, "probe", "eval"), dict(module.__dict__))
             outputs.append(repr(value)[:500])
+            errors.append("")
             passed += 1
-        except BaseException as e:  # the code's failure is an output too
+        except BaseException as e:  # the code's failure is an output too (its type; the message aside)
             outputs.append("!" + type(e).__name__)
-    return {"passed": passed, "total": len(expressions), "output": "", "outputs": outputs}
+            errors.append(f"{type(e).__name__}: {e}"[:300])
+    return {"passed": passed, "total": len(expressions), "output": "", "outputs": outputs, "errors": errors}
 
 
 def main():

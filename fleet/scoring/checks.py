@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from fleet.config.scoring import SandboxLimits
 from fleet.config.task import Task, TestSuite
 from fleet.messages import ExecutionFeedback
 from fleet.record import Check
 from fleet.scoring.code import PARSE_THREAD, CodeExtract, extract_code, lint
+from fleet.scoring.counterexample import behaviour_feedback
 from fleet.scoring.sandbox import SandboxRun, run_tests
+from fleet.selection.probes import defined_names, visible_inputs
 
 CheckFn = Callable[[str, str], Check | None]  # (role, text) -> Check, or None when not applicable
 
@@ -142,7 +144,8 @@ async def grade(task: Task, role: str, text: str, limits: SandboxLimits) -> list
     return checks
 
 
-async def feedback(task: Task, role: str, text: str, limits: SandboxLimits) -> ExecutionFeedback | None:
+async def feedback(task: Task, role: str, text: str, limits: SandboxLimits,
+                   probes: Sequence[str] = ()) -> ExecutionFeedback | None:
     """What the author may see of its code: the visible tests' results and the lint findings.
     None when the task asks for no code."""
     if not expects_code(task, role):
@@ -153,6 +156,15 @@ async def feedback(task: Task, role: str, text: str, limits: SandboxLimits) -> E
     runs = await _run_suites(code, task.visible_tests, limits)
     failed = _first_failure(runs)
     failure = "" if failed is None else (f"{failed.error}\n" if failed.error else "") + failed.output
+    outputs, crash, example, inputs = None, "", "", []
+    if code.parse_error is None and task.language is not None:
+        # One run on the visible tests' inputs and the agent's (calls of what this code defines): a crash
+        # on import shows even without tests.
+        defined = defined_names(code.code or "")
+        inputs = visible_inputs(task)
+        inputs += [p for p in probes if p not in inputs and p.split("(", 1)[0] in defined]
+        outputs, crash, example = await behaviour_feedback(task, code.code or "", inputs, limits)
     return ExecutionFeedback(code_found=True, truncated=code.truncated, parse_error=code.parse_error,
                              lint=findings or [], tests_passed=sum(r.passed for r in runs),
-                             tests_total=sum(r.total for r in runs), failure=failure[:1500])
+                             tests_total=sum(r.total for r in runs), failure=failure[:1500], crash=crash,
+                             counterexample=example[:1500], outputs=outputs, inputs=inputs if outputs else [])

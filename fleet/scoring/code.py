@@ -4,6 +4,8 @@
     'def f():\\n    return 1'
     >>> extract_code("```python\\ndef f():\\n    retu").truncated      # cut off by max_tokens
     True
+    >>> extract_code("```python\\ndef f():\\n    return 1\\n\\nassert f(").code   # the part that parses
+    'def f():\\n    return 1'
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ class CodeExtract(StrictModel):
     blocks: int = 0
     truncated: bool = False  # a code block opened and never closed: cut off by max_tokens
     parse_error: str | None = None
+    prefix_kept: bool = False  # truncated and not parsing: `code` is its longest prefix of whole statements that parses
 
 
 def extract_code(text: str) -> CodeExtract:
@@ -55,7 +58,29 @@ def extract_code(text: str) -> CodeExtract:
             return CodeExtract()
     chosen = [b for b in blocks if _DEFINES.search(b)] or blocks
     code = "\n\n\n".join(chosen).strip("\n")
-    return CodeExtract(code=code, blocks=len(blocks), truncated=truncated, parse_error=_parses(code))
+    error = _parses(code)
+    if error is not None and truncated:
+        # An answer cut off by max_tokens often holds a complete function and then the start of example
+        # calls after it: the complete part is kept (still flagged truncated), so it can be linted and run.
+        prefix = _parsing_prefix(code)
+        if prefix:
+            return CodeExtract(code=prefix, blocks=len(blocks), truncated=True, prefix_kept=True)
+    return CodeExtract(code=code, blocks=len(blocks), truncated=truncated, parse_error=error)
+
+
+def _parsing_prefix(code: str) -> str | None:
+    """The longest prefix of `code` that ends before a top-level statement and parses (None: none does).
+
+    >>> _parsing_prefix("import re\\n\\ndef f(x):\\n    return re.escape(x)\\n\\nprint(f(")
+    'import re\\n\\ndef f(x):\\n    return re.escape(x)'
+    """
+    lines = code.split("\n")
+    starts = [i for i, line in enumerate(lines) if i and line[:1] not in ("", " ", "\t", "#", ")", "]", "}")]
+    for i in reversed(starts):
+        prefix = "\n".join(lines[:i]).rstrip()
+        if prefix and _parses(prefix) is None:
+            return prefix
+    return None
 
 
 def _parses(code: str) -> str | None:

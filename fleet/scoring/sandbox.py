@@ -66,6 +66,8 @@ class SandboxRun(StrictModel):
     total: int = Field(ge=0)
     output: str = Field(default="", description="the first failure's output, truncated")
     outputs: list[str] | None = Field(default=None, description="run_probes: each expression's repr or !ErrorType")
+    errors: list[str] | None = Field(default=None, description="run_probes: each expression's exception as "
+                                     "'Type: message' ('' where it gave a value)")
     error: str | None = None
     exit_code: int | None = None
     wall_ms: float = Field(ge=0)
@@ -294,8 +296,10 @@ def _result(work: Path, nonce: str, mode: str, exit_code: int | None, error: str
     total = max(int(data.get("total", 0)), 0)
     outputs = data.get("outputs")
     outputs = [str(o)[:_PROBE_CHARS] for o in outputs] if isinstance(outputs, list) else None
+    errors = data.get("errors")
+    errors = [str(e)[:_PROBE_CHARS] for e in errors] if isinstance(errors, list) and outputs is not None else None
     return SandboxRun(**base, network=str(data.get("net", "")), passed=min(max(int(data.get("passed", 0)), 0), total),
-                      total=total, output=str(data.get("output", ""))[:2000], outputs=outputs)
+                      total=total, output=str(data.get("output", ""))[:2000], outputs=outputs, errors=errors)
 
 
 def _write_files(work: Path, files: dict[str, str], uid: int | None) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+from collections.abc import Sequence
 
 from pydantic import Field
 
@@ -41,17 +42,32 @@ class Scorer(abc.ABC):
     async def score(self, task: Task, role: str, proposals: dict[str, str], call_timeout_s: float) -> ScoringOutcome:
         """proposals: author_id -> final text. Must not raise for one bad proposal."""
 
-    async def feedback(self, task: Task, role: str, text: str) -> ExecutionFeedback | None:
-        """What the author may see of its code (visible tests, lint); None: nothing to show."""
+    async def feedback(self, task: Task, role: str, text: str, probes: Sequence[str] = ()) -> ExecutionFeedback | None:
+        """What the author may see of its code (visible tests, lint, its behaviour on the visible tests'
+        inputs and on `probes`, calls an agent wrote); None: nothing to show."""
         return None
+
+    def judge_tokens(self) -> int:
+        """Completion tokens one judged proposal may take (0: no LLM judge)."""
+        return 0
+
+    def without_judge(self) -> Scorer:
+        """This scorer with no LLM judge (a token budget that cannot cover it)."""
+        return self
 
 
 class RubricScorer(Scorer):
     def __init__(self, judge: Judge | None = None, limits: SandboxLimits | None = None) -> None:
         self.judge, self.limits = judge, limits or SandboxLimits()
 
-    async def feedback(self, task: Task, role: str, text: str) -> ExecutionFeedback | None:
-        return await checks_mod.feedback(task, role, text, self.limits)
+    async def feedback(self, task: Task, role: str, text: str, probes: Sequence[str] = ()) -> ExecutionFeedback | None:
+        return await checks_mod.feedback(task, role, text, self.limits, probes)
+
+    def judge_tokens(self) -> int:
+        return self.judge.max_tokens if self.judge is not None else 0
+
+    def without_judge(self) -> Scorer:
+        return RubricScorer(None, self.limits)
 
     async def score(self, task: Task, role: str, proposals: dict[str, str], call_timeout_s: float) -> ScoringOutcome:
         authors = list(proposals)

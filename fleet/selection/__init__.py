@@ -1,0 +1,1 @@
+"""Choosing the winner among a deliberation's candidates: probe runs, behaviour groups, selectors."""

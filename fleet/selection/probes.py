@@ -1,0 +1,137 @@
+"""Probe inputs and the probe table: every candidate's code run on the same inputs, once each.
+
+Inputs come from two places, never with expected outputs from a model: the visible tests (calls of
+the code under test with literal arguments, found with `ast`: in a doctest's `>>>` examples, a
+`check(candidate)`'s `candidate(...)` calls, a pytest module's `solution.f(...)` or imported `f(...)`
+calls), and an agent asked to write calls for the task (`parse_written`: one call per line, kept
+only when its arguments are literals). Each candidate runs in the sandbox on all of them in one run
+(`run_probes`); an input that raises gives `!ErrorType`, code that does not run gives no outputs.
+
+    >>> from fleet.config.task import TestSuite
+    >>> visible_inputs(Task(description="d", tests=[TestSuite(kind="doctest", visible=True,
+    ...     source=">>> add(1, 2)\\n3\\n>>> add(x, 1)\\n2\\n")]))
+    ['add(1, 2)']
+
+What this file leaves out: grouping and ranking (`behaviour.py`, the selectors).
+"""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import doctest
+
+from fleet.config.scoring import SandboxLimits
+from fleet.config.task import Task, TestSuite
+from fleet.scoring.code import PARSE_THREAD, extract_code
+from fleet.scoring.sandbox import run_probes
+from fleet.selection.models import ProbeRow
+
+MAX_VISIBLE = 16
+MAX_WRITTEN = 8
+
+
+def _literal_args(call: ast.Call) -> bool:
+    try:
+        for arg in [*call.args, *(k.value for k in call.keywords)]:
+            ast.literal_eval(arg)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return False
+    return all(k.arg is not None for k in call.keywords)
+
+
+def _as_call(node: ast.AST, names: dict[str, str], modules: set[str]) -> str | None:
+    """`node` as the call expression to probe with (its function renamed to what the code defines),
+    or None when it is not a call of the code under test with literal arguments."""
+    if not isinstance(node, ast.Call) or not _literal_args(node):
+        return None
+    f = node.func
+    if isinstance(f, ast.Name) and f.id in names:
+        name = names[f.id]
+    elif isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name) and f.value.id in modules:
+        name = f.attr
+    else:
+        return None
+    return ast.unparse(ast.Call(func=ast.Name(id=name, ctx=ast.Load()), args=node.args, keywords=node.keywords))
+
+
+def _suite_inputs(suite: TestSuite) -> list[str]:
+    if suite.kind == "doctest":
+        out = []
+        for ex in doctest.DocTestParser().get_examples(suite.source):
+            try:
+                node = ast.parse(ex.source.strip(), mode="eval").body
+            except SyntaxError:
+                continue
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+                call = _as_call(node, {node.func.id: node.func.id}, set())
+                if call is not None:
+                    out.append(call)
+        return out
+    tree = ast.parse(suite.source)
+    names: dict[str, str] = {}
+    modules = {"solution"}
+    if suite.kind == "check" and suite.entry_point:
+        names = {"candidate": suite.entry_point, suite.entry_point: suite.entry_point}
+    for node in ast.walk(tree):  # from solution import f [as g]; import solution [as s]
+        if isinstance(node, ast.ImportFrom) and node.module == "solution":
+            names.update({a.asname or a.name: a.name for a in node.names})
+        elif isinstance(node, ast.Import):
+            modules.update(a.asname or a.name for a in node.names if a.name == "solution")
+    return [c for node in ast.walk(tree) if (c := _as_call(node, names, modules)) is not None]
+
+
+def visible_inputs(task: Task, cap: int = MAX_VISIBLE) -> list[str]:
+    """The calls the visible tests make of the code under test (literal arguments only), deduplicated."""
+    out: list[str] = []
+    for suite in task.visible_tests:
+        for call in _suite_inputs(suite):
+            if call not in out:
+                out.append(call)
+    return out[:cap]
+
+
+def parse_written(text: str, cap: int = MAX_WRITTEN) -> list[str]:
+    """The calls an agent wrote, one per line (fences, prompts and `# comments` ignored): a call of a
+    plain name with literal arguments, nothing else (`f(1) == 2` keeps no expected output: dropped).
+
+    >>> parse_written("```python\\nf(1)\\nf([1, 2], k=3)  # two\\nf(1) == 2\\nprint(f(2))\\nos.remove('x')\\n```")
+    ['f(1)', 'f([1, 2], k=3)']
+    """
+    out: list[str] = []
+    for line in text.splitlines():
+        line = line.strip().removeprefix(">>>").strip()
+        if not line or line.startswith(("```", "#")):
+            continue
+        try:
+            node = ast.parse(line, mode="eval").body
+        except SyntaxError:
+            continue
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id != "print":
+            call = _as_call(node, {node.func.id: node.func.id}, set())
+            if call is not None and call not in out:
+                out.append(call)
+    return out[:cap]
+
+
+def defined_names(code: str) -> set[str]:
+    try:
+        tree = ast.parse(code)
+    except (SyntaxError, ValueError):
+        return set()
+    return {n.name for n in tree.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)}
+
+
+async def probe_row(candidate_id: str, content: str, probes: list[str], limits: SandboxLimits) -> ProbeRow:
+    """One candidate on every probe input: one sandbox run."""
+    code = await asyncio.get_running_loop().run_in_executor(PARSE_THREAD, extract_code, content)
+    if code.code is None:
+        return ProbeRow(candidate_id=candidate_id, outputs=None, error="no code block")
+    if code.parse_error:
+        return ProbeRow(candidate_id=candidate_id, outputs=None, error=f"does not parse: {code.parse_error}")
+    run = await run_probes(code.code, probes, limits)
+    if run.outputs is None:
+        why = run.error or run.output.strip().splitlines()[-1:] or ["no result"]
+        return ProbeRow(candidate_id=candidate_id, outputs=None,
+                        error=(why if isinstance(why, str) else why[0])[:300])
+    return ProbeRow(candidate_id=candidate_id, outputs=run.outputs, errors=run.errors or [])
