@@ -178,12 +178,15 @@ def test_start_from_the_form_and_watch_the_board_reach_its_winner(console, api, 
         a["agent_id"] for a in record["council"]["agents"])
     winner = css(browser, f"[data-agent-column='{record['selection']['winner_id']}']")[0]
     assert winner.get_attribute("data-state") == "winner"
-    # each agent: its draft and its revision (lineage), visible tests and lint, critiques received
-    assert len(css(browser, ".proposal")) == len(record["proposals"]) == 6
-    assert len(css(browser, ".proposal .lineage")) == 3 and len(css(browser, "[data-tests='1/1']")) >= 1
+    # each agent: its draft and any revision (lineage), visible tests and lint, critiques received; a code
+    # task revises only what fails (issue 20), so the record says how many revisions there are
+    revisions = [p for p in record["proposals"] if p["round"] > 0]
+    assert len(css(browser, ".proposal")) == len(record["proposals"]) >= 3
+    assert len(css(browser, ".proposal .lineage")) == len(revisions)
+    assert len(css(browser, "[data-tests='1/1']")) >= 1
     assert len(css(browser, ".critique")) == len(record["critiques"])
     assert css(browser, "pre.code .tok-kw"), "code is highlighted"
-    assert len(css(browser, "#score-table tbody tr")) == 3
+    assert len(css(browser, "#score-table tbody tr")) == len(record["scores"])  # every candidate
     assert record["selection"]["reason"][:40] in css(browser, ".selection")[0].text
     assert sorted(event_seqs(browser)) == list(range(1, len(server_events(api, did)) + 1))
 
