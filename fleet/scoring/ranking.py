@@ -61,18 +61,23 @@ def rank(results: dict[str, tuple[list[Check], JudgeVerdict | None]], weights: S
     ]
 
 
+def top_total_reason(cards: list[ScoreCard], ids: list[str], why: str = "") -> str:
+    """Why the first of `cards` (best first, named `ids`) wins on its total: the margin, its failed checks."""
+    best = cards[0]
+    parts = [why] if why else []
+    parts.append(f"{ids[0]} has the highest total {best.total:.3f} among the top {len(cards)}")
+    if len(cards) > 1:
+        parts.append(f"ahead of {ids[1]} by {best.total - cards[1].total:.3f}")
+    failed = [c.name for c in best.checks if c.status == "failed"]
+    parts.append(f"failed checks: {failed}" if failed else "no check failed")
+    return "; ".join(parts)
+
+
 def select_top_score(cards: list[ScoreCard], k: int, why: str = "") -> Selection:
     """The highest total among the top k wins; the reason names the margin and the failed checks."""
     if not cards:
         raise ValueError("nothing to select from")
     candidates = cards[:k]
-    best = candidates[0]
-    parts = [why] if why else []
-    parts.append(f"{best.author_id} has the highest total {best.total:.3f} among the top {len(candidates)}")
-    if len(candidates) > 1:
-        parts.append(f"ahead of {candidates[1].author_id} by {best.total - candidates[1].total:.3f}")
-    failed = [c.name for c in best.checks if c.status == "failed"]
-    parts.append(f"failed checks: {failed}" if failed else "no check failed")
-    return Selection(winner_id=best.author_id, candidates=[c.author_id for c in candidates],
-                     runner_up=candidates[1].author_id if len(candidates) > 1 else None,
-                     reason="; ".join(parts), method="top-score")
+    ids = [c.author_id for c in candidates]
+    return Selection(winner_id=ids[0], candidates=ids, runner_up=ids[1] if len(ids) > 1 else None,
+                     reason=top_total_reason(candidates, ids, why), method="top-score")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fleet.record import Selection
+from fleet.scoring.ranking import top_total_reason
 from fleet.selection.base import Pool, Selector, cid, selection
 
 
@@ -22,12 +23,5 @@ def top_score(pool: Pool, why: str = "") -> Selection:
     ids = pool.top()
     cards = sorted((pool.card(c) for c in ids), key=lambda c: c.rank)
     ids = [cid(c) for c in cards]
-    best = cards[0]
-    parts = [why] if why else []
-    parts.append(f"{cid(best)} has the highest total {best.total:.3f} among the top {len(cards)}")
-    if len(cards) > 1:
-        parts.append(f"ahead of {cid(cards[1])} by {best.total - cards[1].total:.3f}")
-    failed = [c.name for c in best.checks if c.status == "failed"]
-    parts.append(f"failed checks: {failed}" if failed else "no check failed")
-    return selection(pool, cid(best), ids, "top-score", "; ".join(parts),
-                     runner_up=cid(cards[1]) if len(cards) > 1 else None)
+    return selection(pool, ids[0], ids, "top-score", top_total_reason(cards, ids, why),
+                     runner_up=ids[1] if len(ids) > 1 else None)
