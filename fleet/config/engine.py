@@ -10,8 +10,8 @@ The dtype follows the CPU (`choose_dtype`): `auto` is bf16 where the CPU has bf1
 bf16 weights are half the bytes), fp32 elsewhere (on AVX2-only CPUs vLLM's bf16 path falls back to
 plain torch matmuls and runs about half as fast batched). It is resolved when the spec is parsed, on
 the machine that parses it (the edge: `serve run`, the CLI, a driver), and the reason is kept beside
-it. CPU engines run eagerly by default (`compile=False`): torch.compile costs 50-80 s of start for
-5-30% more decode, which only long runs (the eval) win back. Their OpenMP threads are not pinned and
+it. CPU engines run eagerly by default (`compile=False`): torch.compile added ~50 s of start (warm
+compile cache) and decoded slower at 1-3 streams, 1.03-1.11x eager's at 12-32 (bench/engine_roofline.py). Their OpenMP threads are not pinned and
 the model worker runs in the engine-core process (`in_process_worker`): fleet's engine always shares
 its cores with the sandbox, agents and the coordinator, and pinned threads collapse then.
 
@@ -173,7 +173,7 @@ class EngineSpec(StrictModel):
     cpu_bind_threads: bool = Field(default=False, description=(
         "CPU, with a worker process: pin each of the engine's OpenMP threads to one core "
         "(VLLM_CPU_OMP_THREADS_BIND=0-N, vLLM's default); False: 'nobind', the OS places them. Pinned threads "
-        "decode ~1.4x faster on an idle machine and collapse (46 -> 1.7 tok/s on the 2-core EPYC) as soon as one "
+        "decode ~1.2x faster on an idle machine and collapse (46 -> 1.7 tok/s on the 2-core EPYC) as soon as one "
         "other process (the sandbox, an agent) runs on a core: bench/engine_start.py --contend 1"))
     in_process_worker: bool = Field(default=True, description=(
         "CPU, one worker: run vLLM's model worker inside the engine-core process (vLLM's 'uni' executor) "
@@ -184,8 +184,8 @@ class EngineSpec(StrictModel):
         "(vLLM's CPU guide; `cpu_preload`)"))
     compile: bool = Field(default=False, description=(
         "CPU: let vLLM torch.compile the model (and CUDA graphs on a GPU: vLLM's default there). On the 2-core "
-        "CPU compiling adds 50-80 s to the engine's start for 5-30% more decode (bench/engine_roofline.py), so "
-        "the default is eager; the GPU always compiles"))
+        "CPU compiling added ~50 s to the engine's start, decoded slower at 1-3 streams and 1.03-1.11x eager's "
+        "at 12-32 (bench/engine_roofline.py), so the default is eager; the GPU always compiles"))
     max_model_len: int = Field(default=4096, ge=256)
     max_num_seqs: int = Field(default=32, ge=1)
     kv_cache_gib: float = Field(default=1.0, gt=0, description="VLLM_CPU_KVCACHE_SPACE (CPU only)")
