@@ -11,9 +11,10 @@ bf16 weights are half the bytes), fp32 elsewhere (on AVX2-only CPUs vLLM's bf16 
 plain torch matmuls and runs about half as fast batched). It is resolved when the spec is parsed, on
 the machine that parses it (the edge: `serve run`, the CLI, a driver), and the reason is kept beside
 it. CPU engines run eagerly by default (`compile=False`): torch.compile added ~50 s of start (warm
-compile cache) and decoded slower at 1-3 streams, 1.03-1.11x eager's at 12-32 (bench/engine_roofline.py). Their OpenMP threads are not pinned and
-the model worker runs in the engine-core process (`in_process_worker`): fleet's engine always shares
-its cores with the sandbox, agents and the coordinator, and pinned threads collapse then.
+compile cache) and decoded slower at 1-3 streams, 1.03-1.11x eager's at 12-32 (bench/engine_roofline.py).
+Their OpenMP threads are not pinned and the model worker runs in the engine-core process
+(`in_process_worker`): fleet's engine always shares its cores with the sandbox, agents and the
+coordinator, and pinned threads collapse then.
 
 CPU engines never prefill in chunks (`cpu_scheduler_kwargs`): vLLM rewinds a seeded request's random
 generator when a chunked prefill discards its sampled token, and CPU `torch.Generator`s cannot
