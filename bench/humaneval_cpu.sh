@@ -1,17 +1,29 @@
 #!/usr/bin/env bash
-# The table in bench/results/humaneval-cpu.md: HumanEval problems 0-39, all four strategies, 3 DEV agents
-# x 1 round, the default coder model on vLLM's CPU build. Resumable: rerun to finish an interrupted run.
-# Runs in blocks of 10 problems (a block's councils, then its vote) so an interrupted run still compares
-# every strategy on the problems it reached; vote's N is fixed by the first block's equal-budget ratio
-# (the table reports the spend of every strategy, so the equality can be checked).
+# The table in bench/results/humaneval-cpu.md: HumanEval problems 0-39, the default coder model on vLLM's
+# CPU build in the engine's default dtype, three strategies through the same coordinator:
+#   single   the council's first agent, one greedy answer;
+#   vote     N = 12 samples from the council's agents in turn, chosen by the consensus rule (fleet/selection);
+#   council  a council drafting wide: AGENTS DEV agents (each its persona, lens, seed, temperature) draft at
+#            once, every candidate runs on the probe inputs and is grouped by behaviour; critique + revision go
+#            only to candidates that fail a visible test or disagree with the leading group (ring: each
+#            failing candidate's critic is the next agent), the consensus selector picks (architect on a tie).
+#            The judge is off: the consensus ranks by tests and agreement, never by the judge's score.
+# Then vote again with N = the council's measured spend / single's (equal spend), in a second file.
+# Resumable: rerun to finish an interrupted run (each file keeps what is done).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+AGENTS=${AGENTS:-8}
 OUT=${OUT:-bench/results/humaneval-cpu.jsonl}
 TABLE=${TABLE:-bench/results/humaneval-cpu.md}
-ARGS=(eval humaneval --config bench/humaneval-cpu.yaml --agents 3 --rounds 1 --concurrency 12
-      --prompt-layout persona_first --out "$OUT")
-.venv/bin/fleet "${ARGS[@]}" --limit 10 --table "$TABLE"
-N=$(.venv/bin/python -c "import json,sys; print(next(json.loads(l)['detail']['n'] for l in open(sys.argv[1]) if '\"vote\"' in l))" "$OUT")
-for limit in 20 30 40; do
-  .venv/bin/fleet "${ARGS[@]}" --limit "$limit" --vote-n "$N" --table "$TABLE"
-done
+LIMIT=${LIMIT:-40}
+ARGS=(eval humaneval --config bench/humaneval-cpu.yaml --agents "$AGENTS" --rounds 1 --topology ring --no-judge
+      --concurrency 12 --limit "$LIMIT")
+.venv/bin/fleet "${ARGS[@]}" --strategies single,council,vote --vote-n 12 --out "$OUT" --table "$TABLE"
+# vote at the council's spend: N = mean council completion tokens / mean single completion tokens.
+N=$(.venv/bin/python -c "
+import json, sys
+from fleet.eval.rows import EvalRow
+from fleet.eval.run import budget_vote_n
+print(budget_vote_n([EvalRow.model_validate_json(l) for l in open(sys.argv[1]) if l.strip()]))" "$OUT")
+.venv/bin/fleet "${ARGS[@]}" --strategies vote --vote-n "$N" --out "${OUT%.jsonl}-vote-spend.jsonl" \
+    --table "${TABLE%.md}-vote-spend.md"

@@ -9,8 +9,8 @@ Strategies (all through the fleet's coordinator, so the same agents, engine and 
   with execution feedback; the architect's winner is graded.
 - `council-nofeedback`: the same deliberation with `feedback=False` (what execution feedback adds).
 
-Problems run concurrently up to `concurrency` (so the engine batches); `single` and the councils
-first, then `vote` (its N depends on them). Each result is appended to `out` as it finishes, and a
+Problems run concurrently up to `concurrency` (so the engine batches), in problem order; without a
+given N, `single` and the councils first, then `vote` (its N depends on them). Each result is appended to `out` as it finishes, and a
 rerun with the same settings skips what is there.
 """
 
@@ -96,9 +96,12 @@ class Evaluation:
         total = len(self.problems) * len(cfg.strategies)
         self._done = len(mine)
         self._total = total
-        first = [(p, s) for p in self.problems for s in cfg.strategies if s != "vote" and (p.task_id, s) not in mine]
+        # With vote's N given, every strategy of a problem runs beside the others (problem order), so an
+        # interrupted run still compares them all on the problems it reached; else vote waits for its N.
+        deferred = "vote" if self.vote_n is None else None
+        first = [(p, s) for p in self.problems for s in cfg.strategies if s != deferred and (p.task_id, s) not in mine]
         await self._run_all(first, mine)
-        if "vote" in cfg.strategies:
+        if deferred is not None and "vote" in cfg.strategies:
             todo = [(p, "vote") for p in self.problems if (p.task_id, "vote") not in mine]
             if todo and self.vote_n is None:
                 self.vote_n = budget_vote_n([r for k, r in {**rows, **mine}.items() if k[0] in ids])
