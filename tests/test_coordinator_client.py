@@ -53,7 +53,8 @@ async def test_deliberate_builds_the_request_and_run_sends_it_to_the_coordinator
     assert await fleet.deliberate("Add a cache", role="qa", num_agents=2, rounds=0) == "the record"
     [(method, (request, did))] = api.calls
     assert method == "run" and did is None
-    assert request.task.description == "Add a cache" and request.role == "QA" and request.config.rounds == 0 and request.num_agents == 2
+    assert request.task.description == "Add a cache" and request.role == "QA"
+    assert request.config.rounds == 0 and request.num_agents == 2
 
 
 async def test_events_stream_until_the_end_with_a_none_for_each_quiet_poll():
@@ -69,10 +70,10 @@ async def test_errors_of_the_coordinator_pass_through_fleet_as_themselves():
 
 
 class Handle:
-    """A stand-in actor handle: `status.remote()` answers with `answer` (or raises it)."""
+    """A stand-in actor handle: `status.remote()` and `ready.remote()` answer with `answer` (or raise it)."""
 
     def __init__(self, answer: Any) -> None:
-        self.answer, self.status = answer, self
+        self.answer, self.status, self.ready = answer, self, self
 
     def remote(self) -> asyncio.Future[Any]:
         future = asyncio.get_running_loop().create_future()
@@ -111,3 +112,10 @@ async def test_a_dead_coordinator_is_503_and_the_next_call_looks_it_up_by_name(m
     monkeypatch.setattr(client_module, "find_coordinator", gone)
     with pytest.raises(CoordinatorUnavailableError, match="not restarted"):
         await client.status()
+
+
+async def test_a_coordinator_whose_constructor_raised_says_what_it_raised():
+    died = ray.exceptions.RayActorError(error_msg="The actor died because of an error raised in its creation "
+                                        "task, StoreError: cannot open the state", actor_init_failed=True)
+    with pytest.raises(CoordinatorUnavailableError, match=r"could not start: .*StoreError: cannot open"):
+        await CoordinatorClient(Handle(died), CONFIG).ready()

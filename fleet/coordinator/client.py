@@ -164,6 +164,8 @@ class CoordinatorClient:
             raise
         except ray.exceptions.RayActorError as e:
             self._stale = True  # the next call looks it up by name: the restarted actor, or none
+            if e.actor_init_failed:  # its constructor raised (e.g. the state store): say what it said
+                raise CoordinatorUnavailableError(f"the fleet coordinator could not start: {e}") from e
             raise CoordinatorUnavailableError(
                 f"the fleet coordinator is unavailable ({type(e).__name__}: its process died; Ray restarts it): "
                 f"the call did not complete; retry in {CoordinatorUnavailableError.retry_after_s}s") from e
