@@ -96,8 +96,8 @@ def cpu_description() -> dict[str, str]:
 
 def _one(model: str, config: str, streams: list[int]) -> dict:
     """In a fresh process: start the engine, warm it up, time each stream count."""
+    from fleet.bootstrap import resolve_model_source
     from fleet.config.engine import EngineSpec
-    from fleet.driver import resolve_model_source
 
     fields = {"in_process_worker": False, **CONFIGS[config]}
     spec = EngineSpec(model_id=model, **fields)

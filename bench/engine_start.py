@@ -45,8 +45,8 @@ def _one(model: str, config: str, contend: int) -> dict:
     import ray
     from ray import serve
 
+    from fleet.bootstrap import resolve_model_source
     from fleet.config.engine import EngineSpec
-    from fleet.driver import resolve_model_source
     from fleet.engine.protocol import ChatMessage, ChatRequest
     from fleet.engine.serve_llm import ServeLLMClient, build_engine_app
 

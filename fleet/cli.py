@@ -14,15 +14,16 @@ import argparse
 import asyncio
 import json
 import sys
+from collections.abc import Callable
 
-from fleet.config.deliberation import SamplingOverride
+from fleet.config.deliberation import DeliberationRequest, SamplingOverride
 from fleet.config.engine import CODER_MODEL_ID, EMBEDDED_MODELS, SMOL_MODEL_ID
 from fleet.config.fleet import FleetConfig, RayOptions, load_fleet_config
 from fleet.config.task import Task
 from fleet.driver import Fleet
 from fleet.errors import DeliberationFailedError, FleetError, InvalidRequestError, UserError
 from fleet.eval.rows import STRATEGIES
-from fleet.record import DeliberationRecord
+from fleet.record import DeliberationRecord, DeliberationState
 from fleet.transcript import render
 
 
@@ -103,7 +104,8 @@ def _task(args: argparse.Namespace) -> Task | str:
     if bool(args.task) == bool(args.task_file):
         raise InvalidRequestError("give the task as text or as --task-file, one of the two")
     if not args.task_file:
-        return args.task
+        task: str = args.task
+        return task
     try:
         with open(args.task_file) as f:
             return Task.model_validate(json.load(f))
@@ -152,7 +154,7 @@ async def _deliberate(args: argparse.Namespace) -> int:
     return code
 
 
-async def _follow(fleet: Fleet, request) -> tuple[DeliberationRecord | None, int]:
+async def _follow(fleet: Fleet, request: DeliberationRequest) -> tuple[DeliberationRecord | None, int]:
     from rich.console import Console
 
     from fleet.live import follow
@@ -179,8 +181,10 @@ async def _show(args: argparse.Namespace) -> int:
     if state.record is None:
         raise InvalidRequestError(f"deliberation {args.deliberation_id} is {state.status} and has no record yet"
                                   + (f" ({state.error})" if state.error else ""))
-    text = {"text": lambda r: render(r, full=args.full), "markdown": markdown,
-            "json": lambda r: r.model_dump_json(indent=2)}[args.format](state.record)
+    formats: dict[str, Callable[[DeliberationRecord], str]] = {
+        "text": lambda r: render(r, full=args.full), "markdown": markdown,
+        "json": lambda r: r.model_dump_json(indent=2)}
+    text = formats[args.format](state.record)
     if args.out:
         await asyncio.to_thread(_write_text, args.out, text)
         print(f"wrote {args.out}", file=sys.stderr)
@@ -189,7 +193,7 @@ async def _show(args: argparse.Namespace) -> int:
     return 0
 
 
-def _stored_state(path: str, deliberation_id: str):
+def _stored_state(path: str, deliberation_id: str) -> DeliberationState:
     from pathlib import Path
 
     from fleet.coordinator.store import StateStore, redacted
@@ -212,8 +216,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "prepare-model":
+            from fleet.bootstrap import resolve_model_source
             from fleet.config.engine import EngineSpec
-            from fleet.driver import resolve_model_source
 
             names = sorted(EMBEDDED_MODELS) if args.model == "all" else [_model_id(args.model)]
             for name in names:

@@ -15,8 +15,8 @@ from typing import Any
 from ray import serve
 from ray.serve.llm.ingress import make_fastapi_ingress
 
+from fleet.bootstrap import resolve_model_source
 from fleet.config.fleet import FleetConfig
-from fleet.driver import resolve_model_source
 from fleet.engine.serve_llm import build_engine_app, model_card
 from fleet.errors import InvalidRequestError
 from fleet.ingress.app import FLEET_ENDPOINTS, FleetIngress, make_app

@@ -21,7 +21,7 @@ SERVE_CONFIGS = sorted((Path(__file__).parent.parent / "serve_configs").glob("*.
 
 def fake_fleet() -> Fleet:
     """A Fleet handle whose coordinator is never reached: validation happens before any call."""
-    return Fleet(coordinator=None, config=FleetConfig(engine=EngineSpec(kind="inproc_fake")))
+    return Fleet(api=None, config=FleetConfig(engine=EngineSpec(kind="inproc_fake")))
 
 
 @pytest.mark.parametrize(

@@ -371,7 +371,7 @@ async def test_an_agent_actor_killed_mid_stage_is_a_failed_agent_and_the_rest_fi
 _BESIDE = """
 import asyncio, ray
 from fleet import Fleet, FleetConfig
-from fleet.driver import _init_ray
+from fleet.bootstrap import init_ray
 from fleet.errors import EngineNotReadyError
 
 async def main():
@@ -381,7 +381,7 @@ async def main():
     except EngineNotReadyError as e:
         print("connect:", e)
     print("connected after:", ray.is_initialized())
-    print("init:", _init_ray(config))
+    print("init:", init_ray(config))
     print("fleet_engine:", ray.cluster_resources().get("fleet_engine"))
     print("gcs:", ray.get_runtime_context().gcs_address)
     ray.shutdown()

@@ -104,7 +104,7 @@ async def test_the_running_engine_reports_the_dtype_chosen_for_this_cpu(real_fle
     info = await handle.engine_info.remote()
     assert info["dtype"] == expected
     assert info["enforce_eager"] is (not spec.compile)
-    from fleet.driver import resolve_model_source
+    from fleet.bootstrap import resolve_model_source
 
     assert info["model"] == resolve_model_source(spec)  # the folder converted in that dtype: no cast at load
     assert info["model"].endswith(f"-{spec.weights_dtype}")

@@ -38,8 +38,8 @@ async def test_a_restarted_coordinator_has_everything_back(ray_session, location
     first = Coordinator(config(db))
     await first.create_council(CouncilSpec.default("SECURITY", 2, persona="You are a security engineer."))
     await first.add_agent("SECURITY", NewAgent(lens="You think like an attacker."))
-    record = await first.deliberate(DeliberationRequest(task=Task(description="Harden login"), role="SECURITY",
-                                                        config=DeliberationConfig(rounds=1)))
+    record = await first.run(DeliberationRequest(task=Task(description="Harden login"), role="SECURITY",
+                                                 config=DeliberationConfig(rounds=1)))
     plan = await first.plan_approved(PlanApproved(event_id="evt-1", plan_id="p", story_id="s", roles=["DEV"],
                                                   task=Task(description="x"), config=DeliberationConfig(rounds=0)))
     await first.wait(plan.results[0].deliberation_id, 60)
@@ -128,8 +128,8 @@ async def test_an_interrupted_deliberation_without_a_resume_point_comes_back_fai
 async def test_rows_an_older_fleet_wrote_are_reported_not_fatal(ray_session, tmp_path):
     db = tmp_path / "fleet.sqlite"
     first = Coordinator(config(db))
-    record = await first.deliberate(DeliberationRequest(task=Task(description="Add a cache"), role="DEV",
-                                                        config=DeliberationConfig(rounds=0)))
+    record = await first.run(DeliberationRequest(task=Task(description="Add a cache"), role="DEV",
+                                                 config=DeliberationConfig(rounds=0)))
     await settle(first)
     import sqlite3
 

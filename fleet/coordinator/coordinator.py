@@ -356,7 +356,7 @@ class Coordinator:
             raise NotFoundError(f"no deliberation {deliberation_id!r}")
         return tracked
 
-    async def deliberate(self, request: DeliberationRequest, deliberation_id: str | None = None) -> DeliberationRecord:
+    async def run(self, request: DeliberationRequest, deliberation_id: str | None = None) -> DeliberationRecord:
         """Submit and wait: the record, or `DeliberationFailedError` (with the partial record)."""
         state = await self.submit(request, deliberation_id)
         tracked = self._get(state.deliberation_id)

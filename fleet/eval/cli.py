@@ -19,7 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from fleet.config.engine import CODER_MODEL_ID
 from fleet.config.fleet import FleetConfig, RayOptions
 from fleet.driver import Fleet
-from fleet.errors import EngineNotReadyError, InvalidRequestError, explain
+from fleet.errors import InvalidRequestError, explain
 from fleet.eval.report import render
 from fleet.eval.rows import EvalRow, EvalSettings
 from fleet.eval.run import EvalConfig, Evaluation
@@ -41,14 +41,12 @@ def _eval_config(args: argparse.Namespace, model: str) -> EvalConfig:
 async def _fleet(config: FleetConfig | None, args: argparse.Namespace) -> Fleet:
     """The running fleet when there is one (and no config was given); else a fleet of our own, with
     room for `--concurrency` deliberations at once."""
+
+    def with_room(config: FleetConfig) -> FleetConfig:
+        return config.model_copy(update={"max_concurrent": max(config.max_concurrent, args.concurrency)})
+
     options = RayOptions(address=args.address, log_to_driver=args.verbose)
-    if config is None:
-        try:
-            return await Fleet.connect(FleetConfig(ray=options))
-        except EngineNotReadyError:
-            config = FleetConfig()
-    config = config.model_copy(update={"max_concurrent": max(config.max_concurrent, args.concurrency)})
-    return await Fleet.start(config, ray_options=options)
+    return await Fleet.start(config, ray_options=options, on_start=with_room)
 
 
 def _machine() -> str:

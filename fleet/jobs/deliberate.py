@@ -18,13 +18,14 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field, ValidationError
 
 from fleet.config.fleet import FleetConfig, load_fleet_config
 from fleet.config.inputs import DeliberationInput
 from fleet.driver import Fleet
-from fleet.errors import DeliberationFailedError, EngineNotReadyError, FleetError, explain
+from fleet.errors import DeliberationFailedError, FleetError, explain
 
 
 class TaskLine(DeliberationInput):
@@ -55,12 +56,14 @@ def done_ids(path: Path) -> set[str]:
 
 
 async def _fleet(config_path: str | None) -> Fleet:
-    config = load_fleet_config(config_path) if config_path else FleetConfig()
-    try:
-        return await Fleet.connect(config)
-    except EngineNotReadyError:
+    """The cluster's running fleet (as it runs, whatever its config), else one started from the config."""
+
+    def starting(config: FleetConfig) -> FleetConfig:
         print("no running fleet coordinator: starting the engine and one", flush=True)
-        return await Fleet.start(config)
+        return config
+
+    config = load_fleet_config(config_path) if config_path else FleetConfig()
+    return await Fleet.start(config, join=True, on_start=starting)
 
 
 async def run(args: argparse.Namespace) -> int:
@@ -78,7 +81,7 @@ async def run(args: argparse.Namespace) -> int:
         nonlocal failed, finished
         async with slots:
             started = time.perf_counter()
-            line: dict = {"id": task.id}
+            line: dict[str, Any] = {"id": task.id}
             try:
                 request = task.to_request(fleet.config.deliberation)
                 record = await fleet.run(request)
