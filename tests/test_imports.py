@@ -142,6 +142,15 @@ def test_fleet_has_no_import_cycle():
     assert not cycles, _say(cycles)
 
 
+
+def test_the_replica_class_takes_only_the_wire_format_from_the_engine_package():
+    """`fleet.engine.llm_server` (vLLM's replica) and the agent's client meet in `fleet.engine.wire`
+    alone; the builders reach the replica, never the other way round."""
+    graph = import_graph(ROOT, "fleet")
+    assert {m for m in graph["fleet.engine.llm_server"] if m.startswith("fleet.engine")} == {"fleet.engine.wire"}
+    assert "fleet.engine.llm_server" not in graph["fleet.engine.client"]
+
+
 def _write(root: Path, files: dict[str, str]) -> None:
     for name, text in files.items():
         (root / name).parent.mkdir(parents=True, exist_ok=True)
