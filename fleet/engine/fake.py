@@ -6,7 +6,8 @@ word = one token), answers JSON for `json_schema` requests, sleeps `latency_s` p
 on purpose for the agents or stages named in its config. Like vLLM's prefix cache it keeps the
 blocks of every finished call (prompt and answer) and reports, per call, how many prompt tokens
 whole cached blocks supplied; calls in flight together share nothing (as in one engine step). It
-leaves out everything a model knows.
+leaves out everything a model knows, and Ray: `fleet.engine.fake_deployment` serves it from a Serve
+replica.
 """
 
 from __future__ import annotations
