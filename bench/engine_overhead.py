@@ -27,7 +27,7 @@ from fleet.agents.agent import Agent
 from fleet.config.council import CouncilSpec
 from fleet.config.deliberation import SamplingOverride
 from fleet.coordinator.topology import review_pairs
-from fleet.engine.serve_llm import engine_client
+from fleet.engine.client import engine_client
 from fleet.messages import Candidate, CritiqueRequest, GenerateRequest, ReceivedCritique, ReviseRequest, SelectRequest
 from fleet.record import DeliberationRecord
 from fleet.scoring.judge import card_summary

@@ -5,7 +5,7 @@
 Each config (named as in `engine_roofline.py`) runs in a fresh process with a private Ray
 (`address="local"`: never a Ray already running here), the way `fleet deliberate` and `serve run` bring
 the engine up: imports, `ray.init`, Serve's start, then `serve.run` of fleet's engine app
-(`fleet.engine.serve_llm.build_engine_app`) until the replica is ready, then one 16-token call, then 3
+(`fleet.engine.deploy.build_engine_app`) until the replica is ready, then one 16-token call, then 3
 concurrent 96-token calls (the decode rate through Serve). vLLM's own timing lines from the replica's
 logs (weights loaded, engine initialised: KV cache, warm-up, compile) are printed beside the phases, so
 the rest of `serve.run` is process starts and vLLM's imports: the replica, its engine-core process and,
@@ -47,8 +47,9 @@ def _one(model: str, config: str, contend: int) -> dict:
 
     from fleet.bootstrap import resolve_model_source
     from fleet.config.engine import EngineSpec
+    from fleet.engine.client import ServeLLMClient
+    from fleet.engine.deploy import build_engine_app
     from fleet.engine.protocol import ChatMessage, ChatRequest
-    from fleet.engine.serve_llm import ServeLLMClient, build_engine_app
 
     phases["imports"] = time.perf_counter() - T0
     fields = {"in_process_worker": False, **CONFIGS[config]}

@@ -24,7 +24,7 @@ from fleet.config.council import CouncilSpec
 from fleet.config.deliberation import DeliberationRequest, SamplingOverride
 from fleet.coordinator.deliberation import Deliberation
 from fleet.coordinator.pool import ActorPool, AgentPool
-from fleet.engine.serve_llm import engine_client
+from fleet.engine.client import engine_client
 from fleet.scoring.scorer import RubricScorer
 
 

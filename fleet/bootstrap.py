@@ -97,7 +97,7 @@ def deploy_engine(engine: EngineSpec) -> None:
     """Deploy `engine` in Serve unless it runs already (blocking; call through a thread)."""
     if engine.kind == "inproc_fake" or _engine_running(engine.app_name):
         return
-    from fleet.engine.serve_llm import build_engine_app
+    from fleet.engine.deploy import build_engine_app
 
     app = build_engine_app(engine, resolve_model_source(engine))
     serve.run(app, name=engine.app_name, route_prefix=None)

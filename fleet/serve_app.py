@@ -10,19 +10,22 @@ the same engine and coordinator. The args are parsed here, once, into the driver
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ray import serve
 from ray.serve.llm.ingress import make_fastapi_ingress
 
 from fleet.bootstrap import resolve_model_source
 from fleet.config.fleet import FleetConfig
-from fleet.engine.serve_llm import build_engine_app, model_card
+from fleet.engine.deploy import build_engine_app, model_card
 from fleet.errors import InvalidRequestError
 from fleet.ingress.app import FLEET_ENDPOINTS, FleetIngress, make_app
 
+if TYPE_CHECKING:
+    from ray.serve.deployment import Application
 
-def build_app(args: dict[str, Any]):
+
+def build_app(args: dict[str, Any]) -> Application:
     config = FleetConfig.model_validate(args)
     if config.engine.kind == "inproc_fake":
         raise InvalidRequestError("engine kind 'inproc_fake' has nothing to deploy; use 'vllm' or 'fake'")
@@ -37,12 +40,13 @@ def build_app(args: dict[str, Any]):
     if config.nats is not None:  # the NATS consumer: a deployment of its own, its secrets only there
         from fleet.bus.deployment import FleetBus
 
-        bus = serve.deployment(FleetBus).options(
+        bus = serve.deployment()(FleetBus).options(
             name="FleetBus", num_replicas=1, ray_actor_options={"num_cpus": 0}, health_check_period_s=5,
         ).bind(fleet_config={**args, "nats": config.nats.reveal()})
     # num_cpus=0: on a 2-CPU node the engine's placement group holds the CPUs; an ingress that asks
     # for one is never scheduled and the app hangs (ENGINE_NOTES).
-    return serve.deployment(ingress).options(
+    # serve.deployment()(cls), not serve.deployment(cls): the same Deployment, in the form Ray's types describe.
+    return serve.deployment()(ingress).options(
         name="FleetIngress", num_replicas=config.ingress_replicas, ray_actor_options={"num_cpus": 0},
         # Serve's default (5) let six open SSE streams starve /v1/health.
         max_ongoing_requests=config.ingress_max_ongoing_requests,

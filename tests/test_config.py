@@ -151,7 +151,7 @@ def test_cli_passes_a_config_only_when_asked():
 def test_cpu_engines_never_prefill_in_chunks_and_keep_gpu_defaults():
     """Issue 10: seeded requests + chunked prefill crash vLLM's CPU engine; fleet seeds every call."""
     from fleet.config.engine import EngineSpec
-    from fleet.engine.serve_llm import llm_config
+    from fleet.engine.deploy import llm_config
 
     cpu = EngineSpec(max_model_len=4096)
     assert cpu.cpu_scheduler_kwargs() == {"enable_chunked_prefill": False, "max_num_batched_tokens": 4096}
@@ -213,12 +213,12 @@ class _DyingHandle:
 
 
 async def test_a_dead_engine_is_said_in_words_and_the_call_resent_after_the_restart():
-    from fleet.engine import serve_llm
+    from fleet.engine.client import ServeLLMClient
     from fleet.engine.protocol import ChatMessage, ChatRequest
     from fleet.errors import EngineDeadError
 
     request = ChatRequest(model="m", messages=[ChatMessage(role="user", content="hi")])
-    client = serve_llm.ServeLLMClient("app", "dep", dead_retries=2, dead_backoff_s=0.01)
+    client = ServeLLMClient("app", "dep", dead_retries=2, dead_backoff_s=0.01)
     client._handle = _DyingHandle(deaths=1)
     result = await client.chat(request)
     assert result.retries == 1 and client._handle.calls == 2 and result.text == "ok"
@@ -233,7 +233,7 @@ async def test_concurrent_first_calls_initialise_the_engine_handle_once(monkeypa
     a second `_init` on it raises "Handle has already been initialized" (seen in `fleet eval`)."""
     import asyncio
 
-    from fleet.engine import serve_llm
+    from fleet.engine import client as engine_client_module
 
     class OneHandle:
         inits = 0
@@ -256,13 +256,13 @@ async def test_concurrent_first_calls_initialise_the_engine_handle_once(monkeypa
         time.sleep(0.05)  # the controller round trip: the other callers arrive meanwhile
         return handle
 
-    monkeypatch.setattr(serve_llm.serve, "get_deployment_handle", get_handle)
-    client = serve_llm.ServeLLMClient("app", "dep")
+    monkeypatch.setattr(engine_client_module.serve, "get_deployment_handle", get_handle)
+    client = engine_client_module.ServeLLMClient("app", "dep")
     got = await asyncio.gather(*(client.warm_up() for _ in range(8)), client._get_handle())
     assert OneHandle.inits == 1 and got[-1] is handle
     import pickle
 
-    fresh = serve_llm.ServeLLMClient("app", "dep")
+    fresh = engine_client_module.ServeLLMClient("app", "dep")
     fresh._init_lock = asyncio.Lock()
     assert pickle.loads(pickle.dumps(fresh))._init_lock is None  # clients travel to agent actors
 
@@ -276,13 +276,13 @@ def test_the_agent_side_of_an_engine_call_never_imports_vllm():
     code = (
         "import sys\n"
         "from fleet.agents.agent import AgentActor\n"
-        "from fleet.engine import serve_llm\n"
+        "from fleet.engine import client, wire\n"
         "from fleet.engine.protocol import ChatMessage, ChatRequest\n"
         "request = ChatRequest(model='m', messages=[ChatMessage(role='user', content='hi')], json_schema={})\n"
-        "assert serve_llm._payload(request)['response_format']['json_schema']['schema'] == {}\n"
+        "assert wire.chat_payload(request)['response_format']['json_schema']['schema'] == {}\n"
         "reply = {'text': 'x', 'prompt_tokens': 3, 'completion_tokens': 1, 'finish_reason': 'stop',\n"
         "         'served_by': 'v', 'cached_tokens': 2}\n"
-        "assert serve_llm._to_result(reply, 5.0).cached_tokens == 2\n"
+        "assert client._to_result(reply, 5.0).cached_tokens == 2\n"
         "print(sorted(m for m in ('vllm', 'torch', 'ray.serve.llm.openai_api_models') if m in sys.modules))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
@@ -293,7 +293,8 @@ def test_the_agent_side_of_an_engine_call_never_imports_vllm():
 def test_the_replica_answers_agents_in_plain_data_with_the_cached_prompt_tokens():
     from ray.serve.llm.openai_api_models import ChatCompletionResponse
 
-    from fleet.engine import serve_llm
+    from fleet.engine.client import _to_result
+    from fleet.engine.wire import wire_reply
     from fleet.errors import EngineDeadError, EngineError
 
     response = ChatCompletionResponse(
@@ -301,17 +302,17 @@ def test_the_replica_answers_agents_in_plain_data_with_the_cached_prompt_tokens(
         choices=[{"index": 0, "message": {"role": "assistant", "content": "hello"}, "finish_reason": "length"}],
         usage={"prompt_tokens": 300, "completion_tokens": 7, "total_tokens": 307,
                "prompt_tokens_details": {"cached_tokens": 256}})
-    reply = serve_llm.wire_reply([response])
+    reply = wire_reply([response])
     assert reply == {"text": "hello", "prompt_tokens": 300, "completion_tokens": 7, "finish_reason": "length",
                      "served_by": "vllm@node", "cached_tokens": 256}
-    result = serve_llm._to_result(reply, 12.5)
+    result = _to_result(reply, 12.5)
     assert (result.cached_tokens, result.finish_reason, result.latency_ms) == (256, "length", 12.5)
     plain = response.model_copy(update={"usage": response.usage.model_copy(update={"prompt_tokens_details": None})})
-    assert serve_llm.wire_reply([plain])["cached_tokens"] is None  # an engine that does not say
+    assert wire_reply([plain])["cached_tokens"] is None  # an engine that does not say
     with pytest.raises(EngineError, match="engine returned an error: no response"):
-        serve_llm._to_result(serve_llm.wire_reply([]), 1.0)
+        _to_result(wire_reply([]), 1.0)
     with pytest.raises(EngineDeadError):
-        serve_llm._to_result({"error": "EngineDeadError: EngineCore encountered an issue"}, 1.0)
+        _to_result({"error": "EngineDeadError: EngineCore encountered an issue"}, 1.0)
 
 
 def test_dataflow_is_also_read_under_its_old_name():
@@ -374,7 +375,7 @@ def test_cpu_flags_without_proc_cpuinfo_is_empty(tmp_path):
 
 
 def test_the_engine_runs_eagerly_on_the_cpu_unless_compile_is_set():
-    from fleet.engine.serve_llm import llm_config
+    from fleet.engine.deploy import llm_config
 
     assert llm_config(EngineSpec(), "/m").engine_kwargs["enforce_eager"] is True
     assert "enforce_eager" not in llm_config(EngineSpec(compile=True), "/m").engine_kwargs
@@ -382,7 +383,8 @@ def test_the_engine_runs_eagerly_on_the_cpu_unless_compile_is_set():
 
 
 def test_cpu_engine_threads_and_processes_follow_the_spec():
-    from fleet.engine.serve_llm import IN_PROCESS_WORKER, llm_config
+    from fleet.engine.deploy import llm_config
+    from fleet.engine.wire import IN_PROCESS_WORKER
 
     assert EngineSpec(cpu_threads=2, cpu_bind_threads=True).worker_env()["VLLM_CPU_OMP_THREADS_BIND"] == "0-1"
     env = EngineSpec(cpu_threads=2).worker_env()

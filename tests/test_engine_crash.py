@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from fleet.engine.client import engine_client
 from fleet.engine.protocol import ChatMessage, ChatRequest
-from fleet.engine.serve_llm import engine_client
 
 pytestmark = [pytest.mark.engine, pytest.mark.timeout(600)]
 

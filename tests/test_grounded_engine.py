@@ -13,7 +13,7 @@ import pytest
 from fleet import DeliberationConfig
 from fleet.config.deliberation import Timeouts
 from fleet.config.task import Rubric, Task
-from fleet.engine.serve_llm import engine_client
+from fleet.engine.client import engine_client
 from fleet.scoring.checks import grade
 from fleet.scoring.judge import Judge
 

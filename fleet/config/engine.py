@@ -1,6 +1,6 @@
 """Which engine serves the council's model, and how it is deployed in Ray Serve.
 
-`EngineSpec` is the one place engine settings live; `fleet.engine.serve_llm` turns it into a
+`EngineSpec` is the one place engine settings live; `fleet.engine.deploy` turns it into a
 `ray.serve.llm.LLMConfig` (kind="vllm") or a fake deployment with the same interface (kind="fake").
 The default is the embedded CPU coder model, Qwen2.5-Coder-0.5B-Instruct; SmolLM2-135M-Instruct is
 embedded too, for fast plumbing. Both ship inside PyPI packages (`EMBEDDED_MODELS`).

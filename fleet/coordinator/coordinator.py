@@ -30,7 +30,7 @@ from fleet.coordinator.metrics import FleetMetrics
 from fleet.coordinator.pool import ActorPool
 from fleet.coordinator.store import StateStore
 from fleet.coordinator.tracking import FINISHED, Tracked
-from fleet.engine.serve_llm import engine_client
+from fleet.engine.client import engine_client
 from fleet.errors import (
     ConflictError,
     DeliberationFailedError,

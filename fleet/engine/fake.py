@@ -6,7 +6,8 @@ word = one token), answers JSON for `json_schema` requests, sleeps `latency_s` p
 on purpose for the agents or stages named in its config. Like vLLM's prefix cache it keeps the
 blocks of every finished call (prompt and answer) and reports, per call, how many prompt tokens
 whole cached blocks supplied; calls in flight together share nothing (as in one engine step). It
-leaves out everything a model knows.
+leaves out everything a model knows, and Ray: `fleet.engine.fake_deployment` serves it from a Serve
+replica.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ import asyncio
 import hashlib
 import json
 import time
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Literal
 
 from fleet.config.engine import FakeEngineConfig
 from fleet.engine.protocol import ChatRequest, ChatResult, EngineClient
@@ -48,14 +50,14 @@ class FakeEngine(EngineClient):
         self.calls: list[ChatRequest] = []  # every request seen, in arrival order
         self._blocks: set[int] = set()  # chained hashes of cached blocks
 
-    def _block_hashes(self, tokens: list[tuple[str, str]]) -> list[int]:
+    def _block_hashes(self, tokens: Sequence[tuple[str, str]]) -> list[int]:
         size, hashes, h = self.config.prefix_block, [], 0
         for i in range(0, len(tokens) - size + 1, size) if size else ():
             h = _digest(h, tokens[i:i + size])
             hashes.append(h)
         return hashes
 
-    def _cached(self, tokens: list[tuple[str, str]]) -> int:
+    def _cached(self, tokens: Sequence[tuple[str, str]]) -> int:
         """Prompt tokens whole cached blocks supply (never all: the last token is always computed)."""
         n = 0
         for h in self._block_hashes(tokens[:-1]):
@@ -94,7 +96,7 @@ class FakeEngine(EngineClient):
         if request.ignore_eos and len(words) < request.max_tokens:
             words += ["pad"] * (request.max_tokens - len(words))
             text = " ".join(words)
-        finish = "stop"
+        finish: Literal["stop", "length"] = "stop"
         if not request.json_schema and len(words) > request.max_tokens:
             text, finish = " ".join(words[: request.max_tokens]), "length"
         self._blocks.update(self._block_hashes(prompt + [("assistant", w) for w in text.split()]))

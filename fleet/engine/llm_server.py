@@ -1,10 +1,11 @@
 """The engine replica: ray.serve.llm's `LLMServer` plus `complete`, the call fleet's agents make.
 
 `complete` takes the fields of an OpenAI chat request as a dict and returns `wire_reply`'s plain
-dict, so the agent side of the call never constructs or unpickles a vLLM type: agent processes do
-not import vLLM at all (measured: 196 MB resident and no torch, against 604 MB with the request
-types imported). Everything else, including the OpenAI routes, is `LLMServer`'s own. Imported only
-where the engine application is built and in its replicas.
+dict (both in `fleet.engine.wire`), so the agent side of the call never constructs or unpickles a
+vLLM type: agent processes do not import vLLM at all (measured: 196 MB resident and no torch, against
+604 MB with the request types imported). Everything else, including the OpenAI routes, is
+`LLMServer`'s own. Imported only where the engine application is built (`fleet.engine.deploy`) and
+in its replicas; it imports nothing else of fleet's engine but the wire format.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from ray.llm._internal.serve.engines.vllm.vllm_engine import VLLMEngine
 from ray.serve.llm.deployment import LLMServer
 from ray.serve.llm.openai_api_models import ChatCompletionRequest
 
-from fleet.engine.serve_llm import IN_PROCESS_WORKER, wire_reply
+from fleet.engine.wire import IN_PROCESS_WORKER, ChatPayload, WireReply, wire_reply
+from fleet.errors import EngineNotReadyError
 
 
 class FleetVLLMEngine(VLLMEngine):
@@ -41,15 +43,18 @@ class FleetLLMServer(LLMServer):
     def _get_default_engine_class(self) -> type[VLLMEngine]:
         return FleetVLLMEngine
 
-    async def complete(self, payload: dict[str, Any]) -> dict[str, Any]:
+    async def complete(self, payload: ChatPayload) -> WireReply:
         """One non-streaming chat completion. Cancelling the call aborts the request in vLLM."""
-        stream = await self.chat(ChatCompletionRequest(**payload))
+        stream = await self.chat(ChatCompletionRequest.model_validate(payload))
         return wire_reply([out async for out in stream])
 
     async def engine_info(self) -> dict[str, Any]:
         """What the running vLLM engine reports of itself: its dtype and whether it runs eagerly (read
         from the engine, not the config: the engine tier checks the two agree)."""
-        client = self.engine._engine_client  # ray.serve.llm's VLLMEngine holds vLLM's AsyncLLM here
+        if not isinstance(self.engine, VLLMEngine):
+            raise EngineNotReadyError("the replica's vLLM engine has not started")
+        # ray.serve.llm's VLLMEngine holds vLLM's AsyncLLM here (declared None until the engine starts).
+        client: Any = self.engine._engine_client
         model_config = client.model_config
         return {"dtype": str(model_config.dtype).removeprefix("torch."), "enforce_eager": model_config.enforce_eager,
                 "model": model_config.model}

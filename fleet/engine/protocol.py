@@ -6,11 +6,12 @@
   (a bounded schema is the caller's job: a small model can ramble inside an unbounded string);
 - cancelling the awaiting task aborts the request in the engine.
 
-Implementations: `ServeLLMClient` (vLLM in Ray Serve via `ray.serve.llm`) and `FakeEngine`
-(deterministic, for logic tests). What this file leaves out: streaming (deliberation stages need
-whole texts) and retries: a failed call is a failed agent, by design. The one exception lives in
-`ServeLLMClient`: a request the engine lost because its process died is sent again (bounded, and
-counted in `ChatResult.retries`) once Serve has restarted the replica.
+Implementations: `ServeLLMClient` (`fleet.engine.client`: vLLM in Ray Serve via `ray.serve.llm`)
+and `FakeEngine` (`fleet.engine.fake`: deterministic, for logic tests). What this file leaves out:
+streaming (deliberation stages need whole texts) and retries: a failed call is a failed agent, by
+design. The one exception lives in `ServeLLMClient`: a request the engine lost because its process
+died is sent again (bounded, and counted in `ChatResult.retries`) once Serve has restarted the
+replica.
 """
 
 from __future__ import annotations

@@ -119,7 +119,8 @@ def _linear_inputs(src: Path) -> dict[str, int]:
 
     cfg = AutoConfig.from_pretrained(str(src))
     with torch.device("meta"):
-        model = AutoModelForCausalLM.from_config(cfg)
+        # transformers leaves from_config unannotated (it builds any architecture from a config).
+        model = AutoModelForCausalLM.from_config(cfg)  # type: ignore[no-untyped-call]
     return {name: m.in_features for name, m in model.named_modules() if isinstance(m, torch.nn.Linear)}
 
 
