@@ -10,8 +10,8 @@ Strategies (all through the fleet's coordinator, so the same agents, engine and 
 - `council-nofeedback`: the same deliberation with `feedback=False` (what execution feedback adds).
 
 Problems run concurrently up to `concurrency` (so the engine batches), in problem order; without a
-given N, `single` and the councils first, then `vote` (its N depends on them). Each result is appended to `out` as it finishes, and a
-rerun with the same settings skips what is there.
+given N, `single` and the councils first, then `vote` (its N depends on them). Each result is
+appended to `out` as it finishes, and a rerun with the same settings skips what is there.
 """
 
 from __future__ import annotations
