@@ -220,7 +220,7 @@ class Fleet:
     async def run(self, request: DeliberationRequest) -> DeliberationRecord:
         """Run a validated request on the coordinator and wait for its record (the one code path
         every entry point uses)."""
-        return await self._call("deliberate", request, timeout_s=request.config.timeouts.deliberation_s + 30)
+        return await self._call("run", request, timeout_s=request.config.timeouts.deliberation_s + 30)
 
     async def sample(self, request: SampleRequest) -> SampleResult:
         """`request.n` independent first drafts (no review): the baselines of `fleet eval`."""
