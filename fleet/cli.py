@@ -196,12 +196,12 @@ async def _show(args: argparse.Namespace) -> int:
 def _stored_state(path: str, deliberation_id: str) -> DeliberationState:
     from pathlib import Path
 
-    from fleet.coordinator.store import StateStore, redacted
+    from fleet.coordinator.store import SqlStore, redacted
     from fleet.errors import NotFoundError
 
     if "://" not in path and not Path(path).expanduser().exists():
         raise NotFoundError(f"no state file at {path}: give --state, or --address of a running fleet")
-    state = StateStore(path).get_state(deliberation_id)
+    state = SqlStore(path).get_state(deliberation_id)
     if state is None:
         raise NotFoundError(f"no deliberation {deliberation_id!r} in {redacted(path)}")
     return state

@@ -12,7 +12,7 @@ from helpers import local_deliberation
 from rich.console import Console
 
 from fleet.cli import main
-from fleet.coordinator.store import StateStore
+from fleet.coordinator.store import SqlStore
 from fleet.live import Board, follow
 from fleet.record import DeliberationEvent, DeliberationState, StatusChange
 from fleet.transcript import markdown
@@ -103,8 +103,8 @@ def test_fleet_show_reads_a_stored_deliberation(tmp_path, capsys):
     # sync: `main` is the CLI's synchronous edge (it runs its own event loop)
     record, _ = asyncio.run(deliberation_with_events(n=2, rounds=1))
     path = str(tmp_path / "state.sqlite")
-    StateStore(path).put_state(DeliberationState(deliberation_id="delib-1", role="DEV", task_id="t", status="done",
-                                                 created_at=datetime.now(UTC), record=record))
+    SqlStore(path).put_state(DeliberationState(deliberation_id="delib-1", role="DEV", task_id="t", status="done",
+                                               created_at=datetime.now(UTC), record=record))
     out = tmp_path / "t.md"
     assert main(["show", "delib-1", "--state", path, "--format", "markdown", "--out", str(out)]) == 0
     assert out.read_text() == markdown(record)

@@ -123,7 +123,7 @@ async def test_overrides_ride_on_calls_so_concurrent_deliberations_share_the_act
     from fleet import SamplingOverride
 
     def actor_ids(coordinator):
-        return {agent: handle._actor_id.hex() for agent, (_, handle) in coordinator.actors.items()}
+        return {agent: handle._actor_id.hex() for agent, (_, handle) in coordinator.agents.actors.items()}
 
     await fleet.deliberate("Warm the DEV council", role="DEV", rounds=0, judge=False)
     before = await fleet.coordinator.__ray_call__.remote(actor_ids)
@@ -141,7 +141,7 @@ async def test_a_dead_agent_actor_is_replaced_before_its_next_call_and_the_recor
     import ray
 
     await fleet.deliberate("Warm the DATA council", role="DATA", rounds=0, judge=False)
-    handle = await fleet.coordinator.__ray_call__.remote(lambda c: c.actors["agent-data-002"][1])
+    handle = await fleet.coordinator.__ray_call__.remote(lambda c: c.agents.actors["agent-data-002"][1])
     ray.kill(handle)
     first = await fleet.deliberate("Add a migration", role="DATA", rounds=0, judge=False)
     # Killed between deliberations: the next one finds it dead, degrades, and the coordinator forgets it.
@@ -223,7 +223,7 @@ async def test_a_killed_coordinator_restarts_resumes_its_deliberation_and_503s_m
 
         before = await fleet.coordinator.__ray_call__.remote(pid)
         running = asyncio.create_task(fleet.deliberate("Add a queue", role="DEV", rounds=3))
-        from fleet.coordinator.store import StateStore
+        from fleet.coordinator.store import SqlStore
 
         did, drafts, stored = None, [], None
         for _ in range(400):  # until its drafts are in and stored (0.5 s a call, 3 rounds: ~4 s in all)
@@ -232,7 +232,7 @@ async def test_a_killed_coordinator_restarts_resumes_its_deliberation_and_503s_m
             events = (await fleet.coordinator.events.remote(did, 0, 0))[0] if did else []
             drafts = [e.data for e in events if e.type == "proposal"]
             if did:
-                store = StateStore(str(tmp_path / "state.sqlite"))
+                store = SqlStore(str(tmp_path / "state.sqlite"))
                 stored = store.load().runs.get(did)
                 store.close()
             if len(drafts) == 3 and stored is not None and stored.checkpoint is not None:
@@ -355,7 +355,7 @@ async def test_an_agent_actor_killed_mid_stage_is_a_failed_agent_and_the_rest_fi
     import ray
 
     await fleet.deliberate("Warm the ARCHITECT council", role="ARCHITECT", rounds=0, judge=False)
-    handle = await fleet.coordinator.__ray_call__.remote(lambda c: c.actors["agent-architect-003"][1])
+    handle = await fleet.coordinator.__ray_call__.remote(lambda c: c.agents.actors["agent-architect-003"][1])
     running = asyncio.create_task(fleet.deliberate("Split the monolith", role="ARCHITECT", rounds=1, judge=False))
     await asyncio.sleep(0.2)  # the drafts (0.5 s each) are in flight, or setup is still going
     ray.kill(handle)

@@ -13,6 +13,7 @@ from fleet.config.council import CouncilSpec, NewAgent
 from fleet.config.deliberation import DeliberationRequest
 from fleet.config.plan import PlanApproved
 from fleet.coordinator.coordinator import Coordinator
+from fleet.coordinator.state_store import NullStore
 
 pytestmark = [pytest.mark.ray, pytest.mark.timeout(300)]
 
@@ -30,7 +31,7 @@ def location(request, tmp_path):
 
 async def settle(coordinator: Coordinator) -> None:
     """Let queued store writes finish (they run on the coordinator's IO thread, in order)."""
-    await asyncio.get_running_loop().run_in_executor(coordinator._io, lambda: None)
+    await coordinator.store.flush()
 
 
 async def test_a_restarted_coordinator_has_everything_back(ray_session, location):
@@ -68,7 +69,7 @@ async def crash_mid_critique(location, rounds: int = 2) -> tuple[str, list]:
     state = await first.submit(DeliberationRequest(task=Task(description="Add caching"), role="DATA",
                                                    config=DeliberationConfig(rounds=rounds)))
     did = state.deliberation_id
-    tracked = first.tracked[did]
+    tracked = first.runs.tracked[did]
     for _ in range(6000):  # until the drafts are in (up to 120 s: agent actors start first, slow under load)
         if sum(e.type == "proposal" for e in tracked.events) == 3:
             break
@@ -77,7 +78,7 @@ async def crash_mid_critique(location, rounds: int = 2) -> tuple[str, list]:
         raise AssertionError(f"the drafts did not arrive within 120 s: {[e.type for e in tracked.events]}")
     await settle(first)  # the drafts' checkpoint is stored; the critique calls are in flight
     assert not any(e.type == "critique" for e in tracked.events)
-    first.store = None  # the process is gone: nothing it does from here reaches the store
+    first.store.store = NullStore()  # the process is gone: nothing it does from here reaches the store
     events = list(tracked.events)
     tracked.task.cancel()
     return did, events
@@ -114,9 +115,9 @@ async def test_an_interrupted_deliberation_without_a_resume_point_comes_back_fai
         ray_session, tmp_path):
     db = tmp_path / "fleet.sqlite"
     did, _ = await crash_mid_critique(db)
-    from fleet.coordinator.store import StateStore
+    from fleet.coordinator.store import SqlStore
 
-    StateStore(str(db)).delete_run(did)  # as a fleet from before resuming left it
+    SqlStore(str(db)).delete_run(did)  # as a fleet from before resuming left it
     second = Coordinator(config(db))
     restored = await second.get_deliberation(did)
     assert second.resumed == [] and restored.status == "failed" and "interrupted" in restored.error

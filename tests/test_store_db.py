@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from fleet import FleetConfig
 from fleet.config.council import CouncilSpec
 from fleet.config.plan import PlanDispatch, RoleDispatch
-from fleet.coordinator.store import SCHEMA_VERSION, StateStore, database_url, redacted
+from fleet.coordinator.store import SCHEMA_VERSION, SqlStore, database_url, redacted
 from fleet.errors import StoreError
 from fleet.record import DeliberationEvent, DeliberationState, StatusChange
 
@@ -39,7 +39,7 @@ def event(did: str, seq: int, status: str) -> DeliberationEvent:
 
 
 def test_everything_written_comes_back_in_order(location):
-    store = StateStore(location)
+    store = SqlStore(location)
     assert store.version_found == 0
     for role in ("QA", "DEV", "ARCHITECT"):  # registration order, not alphabetical
         store.put_council(CouncilSpec.default(role, 2))
@@ -55,7 +55,7 @@ def test_everything_written_comes_back_in_order(location):
     store.put_plan(plan)
     store.close()
 
-    snap = StateStore(location).load()  # another process, later
+    snap = SqlStore(location).load()  # another process, later
     assert [c.role for c in snap.councils] == ["QA", "DEV", "ARCHITECT"]
     assert len(snap.councils[1].agents) == 3
     assert [s.deliberation_id for s, _ in snap.deliberations] == ["d-early", "d-late"]
@@ -66,7 +66,7 @@ def test_everything_written_comes_back_in_order(location):
 
 
 def test_get_and_delete(location):
-    store = StateStore(location)
+    store = SqlStore(location)
     store.put_state(state("d1", "done"))
     store.add_event(event("d1", 1, "done"))
     assert store.get_state("d1").status == "done" and store.get_state("nope") is None
@@ -78,12 +78,12 @@ def test_get_and_delete(location):
 
 
 def test_a_database_a_newer_fleet_wrote_is_refused_untouched(location):
-    StateStore(location).put_state(state("d1"))
+    SqlStore(location).put_state(state("d1"))
     engine = sa.create_engine(database_url(location))
     with engine.begin() as conn:
         conn.execute(sa.text("UPDATE fleet_schema SET version = 99"))
     with pytest.raises(StoreError, match=r"schema version 99.*newer fleet"):
-        StateStore(location)
+        SqlStore(location)
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT version FROM fleet_schema")).scalar() == 99
         assert conn.execute(sa.text("SELECT count(*) FROM deliberations")).scalar() == 1
@@ -104,7 +104,7 @@ def test_a_sqlite_file_from_before_versioning_is_migrated_with_its_rows(tmp_path
         s = state("d1", "done")
         conn.execute("INSERT INTO deliberations VALUES (?, ?, ?)", ("d1", s.created_at.isoformat(),
                                                                     s.model_dump_json()))
-    store = StateStore(str(path))
+    store = SqlStore(str(path))
     assert store.version_found == 1
     store.put_council(CouncilSpec.default("ARCHITECT", 2))
     snap = store.load()
@@ -119,7 +119,7 @@ def test_two_stores_opening_one_postgres_database_at_once_migrate_it_once(fresh_
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(4) as pool:
-        stores = list(pool.map(StateStore, [fresh_database] * 4))
+        stores = list(pool.map(SqlStore, [fresh_database] * 4))
     assert sorted(s.version_found for s in stores) == [0, SCHEMA_VERSION, SCHEMA_VERSION, SCHEMA_VERSION]
     engine = sa.create_engine(database_url(fresh_database))
     with engine.connect() as conn:
@@ -130,11 +130,11 @@ def test_two_stores_opening_one_postgres_database_at_once_migrate_it_once(fresh_
 def test_an_unreachable_database_is_a_store_error_without_its_password(postgres_url):
     unreachable = postgres_url.rsplit("@", 1)[0] + "@127.0.0.1:1/postgres"
     with pytest.raises(StoreError, match="cannot open") as info:
-        StateStore(unreachable)
+        SqlStore(unreachable)
     assert "fleet-test-pw" not in str(info.value) and "***" in str(info.value)
     wrong_password = postgres_url.replace("fleet-test-pw", "wrong")
     with pytest.raises(StoreError, match="password authentication failed"):
-        StateStore(wrong_password)
+        SqlStore(wrong_password)
 
 
 def test_locations_and_config():
@@ -162,7 +162,7 @@ def test_a_run_keeps_its_request_council_and_last_checkpoint_until_it_ends(locat
     council = CouncilSpec.default("DEV", 3)
     record = DeliberationRecord(deliberation_id="d1", status="completed", task=request.task, council=council,
                                 config=request.config, quorum=2, started_at=T0)
-    store = StateStore(location)
+    store = SqlStore(location)
     store.put_state(state("d1", "running"))
     for seq in (1, 2, 3, 4):
         store.add_event(event("d1", seq, "running"))
@@ -170,7 +170,7 @@ def test_a_run_keeps_its_request_council_and_last_checkpoint_until_it_ends(locat
     store.put_run("d1", request, CouncilSpec.default("DEV", 5), 9)  # accepted once: a second put changes nothing
     assert store.load().runs["d1"].events == 1 and store.load().runs["d1"].checkpoint is None
     store.put_checkpoint("d1", 3, Checkpoint(round=0, live=["agent-dev-001"], record=record))
-    run = StateStore(location).load().runs["d1"]
+    run = SqlStore(location).load().runs["d1"]
     assert (run.request, run.council, run.events) == (request, council, 3)
     assert run.checkpoint.live == ["agent-dev-001"] and run.checkpoint.record == record
     store.truncate_events("d1", 3)

@@ -1,6 +1,12 @@
-"""The door's prompt-length check: will every prompt this deliberation can send fit the engine's
-context window? Checked before a request is accepted, so a task too long for the model is a 422
-with numbers, not three failed agents minutes later.
+"""The door: what a deliberation must pass before it is accepted, and the slots it then waits for.
+
+`Admission` refuses, before anything is stored: a quorum larger than the council that would run or a
+prompt that can outgrow the engine's context window (`InvalidRequestError`), a full queue
+(`OverloadedError`: `max_queued` waiting). Accepted runs wait for one of `max_concurrent` slots.
+
+The prompt-length check: will every prompt this deliberation can send fit the engine's context
+window? Checked before a request is accepted, so a task too long for the model is a 422 with numbers,
+not three failed agents minutes later.
 
 Tokens are counted with the engine's own tokenizer (`tokenizer.json` beside its weights). The fixed
 part of each prompt (persona, task, instructions) is counted exactly, as the agents would render it;
@@ -13,6 +19,7 @@ and the top total wins, as the record says.
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Protocol
 
@@ -20,8 +27,9 @@ from fleet.agents import prompts
 from fleet.config.council import CouncilSpec
 from fleet.config.deliberation import DeliberationRequest
 from fleet.config.engine import EngineSpec
+from fleet.config.fleet import FleetConfig
 from fleet.engine.protocol import ChatMessage
-from fleet.errors import InvalidRequestError
+from fleet.errors import InvalidRequestError, OverloadedError
 from fleet.messages import ReceivedCritique
 
 FEEDBACK_TOKENS = 600  # ExecutionFeedback.render(): counts, the first failure (cut), up to 8 lint findings
@@ -30,6 +38,43 @@ TEMPLATE_TOKENS = 32  # role markers and separators the chat template adds aroun
 
 class TokenCounter(Protocol):
     def __call__(self, text: str) -> int: ...
+
+
+class Admission:
+    def __init__(self, config: FleetConfig) -> None:
+        self.config = config
+        self.slots = asyncio.Semaphore(config.max_concurrent)  # one per deliberation (or sample) running
+        self.prompt_check: str | None = None  # how prompt lengths are checked (None: not yet known)
+        self._tokens: TokenCounter | None = None
+        self._tokenizer_lock = asyncio.Lock()
+
+    async def token_counter(self) -> TokenCounter | None:
+        """The engine's tokenizer, loaded once (in a thread); None: prompt lengths are not checked."""
+        async with self._tokenizer_lock:
+            if self.prompt_check is None:
+                try:
+                    self._tokens = await asyncio.to_thread(engine_tokenizer, self.config.engine)
+                    self.prompt_check = ("on: the engine's tokenizer" if self._tokens else
+                                         "off: no tokenizer for this engine on the coordinator's node")
+                except Exception as e:  # reported by status(); requests are still served
+                    self.prompt_check = f"off: loading the tokenizer failed: {type(e).__name__}: {e}"
+        return self._tokens
+
+    def check_request(self, request: DeliberationRequest, council: CouncilSpec, count: TokenCounter | None) -> None:
+        """`InvalidRequestError` for a quorum the council cannot meet or a prompt too long for the engine."""
+        quorum, n = request.config.quorum, len(council.agents)
+        if quorum is not None and quorum > n:
+            raise InvalidRequestError(f"config.quorum: {quorum} is larger than the council that would run "
+                                      f"({council.role}: {n} agents)")
+        if count is not None:
+            check_prompt_budget(request, council, count, self.config.engine.max_model_len)
+
+    def check_queue(self, queued: int) -> None:
+        """`OverloadedError` when `queued` deliberations already wait for a slot (`max_queued`)."""
+        if queued >= self.config.max_queued:
+            raise OverloadedError(f"{queued} deliberations are waiting for a slot (max_queued="
+                                  f"{self.config.max_queued}, {self.config.max_concurrent} run at once): retry "
+                                  f"in {OverloadedError.retry_after_s}s")
 
 
 def engine_tokenizer(spec: EngineSpec) -> TokenCounter | None:

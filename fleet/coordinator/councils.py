@@ -1,9 +1,11 @@
-"""The council registry: which councils exist, and which agents a deliberation runs with.
+"""The councils: which exist, which agents a deliberation runs with, and changing them.
 
-Pure bookkeeping on `CouncilSpec`s (no actors): the coordinator owns one and asks it to resolve each
-request. Resolution honours the request: an explicit council as given; otherwise the registered
-council of the role, resized to `num_agents` (its own agents first, then standard ones), with the
-request's sampling override applied to every agent.
+`CouncilRegistry` is pure bookkeeping on `CouncilSpec`s (no actors, no store): the coordinator owns
+one and asks it to resolve each request. Resolution honours the request: an explicit council as given;
+otherwise the registered council of the role, resized to `num_agents` (its own agents first, then
+standard ones), with the request's sampling override applied to every agent. `CouncilAdmin` is the
+coordinator's council CRUD: each change goes to the registry, then the store, then the agents' actors
+(new agents warmed, removed ones' actors killed).
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from __future__ import annotations
 from fleet.config.council import MAX_AGENTS, AgentSpec, CouncilSpec, NewAgent, Sampling
 from fleet.config.deliberation import DeliberationRequest, SampleRequest
 from fleet.config.roles import LENSES, ROLE_PERSONAS, is_builtin
+from fleet.coordinator.actors import AgentActors
+from fleet.coordinator.writer import StoreWriter
 from fleet.errors import ConflictError, NotFoundError
 
 
@@ -36,6 +40,10 @@ class CouncilRegistry:
         return AgentSpec(agent_id="agent-architect-selector", role="ARCHITECT", persona=ROLE_PERSONAS["ARCHITECT"],
                          lens="You choose what ships, and you trust test results over claims.",
                          sampling=Sampling(temperature=0.0, max_tokens=self.max_tokens, seed=7))
+
+    def members(self, council: CouncilSpec) -> list[AgentSpec]:
+        """The council's agents and the architect that selects for it."""
+        return [*council.agents, self.architect_for(council)]
 
     def create(self, spec: CouncilSpec) -> CouncilSpec:
         if spec.role in self.councils:
@@ -99,3 +107,35 @@ class CouncilRegistry:
         taken = {a.agent_id for a in kept}
         extra = [a for a in default.agents if a.agent_id not in taken][: n - len(kept)]
         return CouncilSpec(role=req.role, agents=kept + extra)
+
+
+class CouncilAdmin:
+    """Council CRUD as the coordinator serves it: registry first (it refuses what is wrong: unknown
+    role, duplicate agent, ...), then the store, then the actors."""
+
+    def __init__(self, registry: CouncilRegistry, agents: AgentActors, store: StoreWriter) -> None:
+        self.registry, self.agents, self.store = registry, agents, store
+
+    def list_councils(self) -> list[CouncilSpec]:
+        return list(self.registry.councils.values())
+
+    def create_council(self, spec: CouncilSpec) -> CouncilSpec:
+        self.store.put_council(self.registry.create(spec))
+        self.agents.warm(self.registry.members(spec))
+        return spec
+
+    def delete_council(self, role: str) -> None:
+        council = self.registry.delete(role)
+        self.store.delete_council(council.role)
+        for a in council.agents:
+            self.agents.drop(a.agent_id)
+
+    def add_agent(self, role: str, new: NewAgent) -> AgentSpec:
+        agent = self.registry.add_agent(role, new)
+        self.store.put_council(self.registry.get(role))
+        self.agents.warm([agent])
+        return agent
+
+    def remove_agent(self, role: str, agent_id: str) -> None:
+        self.agents.drop(self.registry.remove_agent(role, agent_id).agent_id)
+        self.store.put_council(self.registry.get(role))

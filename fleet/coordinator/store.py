@@ -17,24 +17,27 @@ restarted coordinator resumes it from there; its row goes when it ends. A row an
 that no longer validates is left untouched and counted in `Snapshot.unreadable` (the coordinator
 reports it) instead of stopping the coordinator from starting.
 
-All methods block: the coordinator runs them on one dedicated thread, in order — so two writes of one
-deliberation's state can never land out of order, and its event loop never waits on the database.
+`SqlStore` implements the `StateStore` contract (state_store.py: what each method stores, when, and
+its idempotence). All methods block: the coordinator runs them on one dedicated thread, in order
+(writer.py), so two writes of one deliberation's state can never land out of order, and its event loop
+never waits on the database.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, make_url
 
 from fleet.config.council import CouncilSpec
 from fleet.config.deliberation import DeliberationRequest
 from fleet.config.plan import PlanDispatch
+from fleet.coordinator.state_store import Snapshot, StoredRun
 from fleet.errors import StoreError
 from fleet.record import Checkpoint, DeliberationEvent, DeliberationState
 
@@ -103,26 +106,9 @@ def redacted(location: str) -> str:
     return make_url(location).render_as_string(hide_password=True) if "://" in location else location
 
 
-class StoredRun(BaseModel):
-    """An unfinished deliberation's resume point: checkpoint None means no stage had completed."""
-
-    request: DeliberationRequest
-    council: CouncilSpec
-    events: int = 0  # events emitted up to the checkpoint (later ones are dropped on resume)
-    checkpoint: Checkpoint | None = None
-
-
-class Snapshot(BaseModel):
-    councils: list[CouncilSpec]
-    deliberations: list[tuple[DeliberationState, list[DeliberationEvent]]]  # oldest first
-    plans: list[PlanDispatch]
-    runs: dict[str, StoredRun] = {}  # deliberation id -> resume point (unfinished ones only)
-    unreadable: list[str] = []  # ids of deliberations whose stored state or events no longer validate
-
-
-class StateStore:
-    """The state at `location` (a SQLite path or a database URL), migrated to `SCHEMA_VERSION` on open.
-    Raises `StoreError` when the database cannot be reached or a newer fleet wrote it."""
+class SqlStore:
+    """The `StateStore` at `location` (a SQLite path or a database URL), migrated to `SCHEMA_VERSION` on
+    open. Raises `StoreError` when the database cannot be reached or a newer fleet wrote it."""
 
     def __init__(self, location: str) -> None:
         self.location = redacted(location)
@@ -269,3 +255,10 @@ def _migrate(conn: Connection) -> int:
         MIGRATIONS[version](conn)
         conn.execute(sa.update(_version).values(version=version + 1))
     return found
+
+
+if TYPE_CHECKING:
+    from fleet.coordinator.state_store import StateStore
+
+    def _implements_the_contract(store: SqlStore) -> StateStore:  # mypy checks SqlStore against StateStore
+        return store

@@ -4,7 +4,7 @@
 
 Each `Tracked` keeps every event it emitted (seq 1, 2, ...) so an SSE client that joins late or
 reconnects with Last-Event-ID gets the past first, then waits (`wait_events`) for what comes next.
-What this file leaves out: persistence (the coordinator's store follows the events).
+What this file leaves out: persistence (the coordinator writes each event through `on_change`).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ class Tracked:
         self.request = request
         self._on_change = on_change
         self.events: list[DeliberationEvent] = list(events or [])
-        self.task: asyncio.Task | None = None
+        self.task: asyncio.Task[None] | None = None  # None: restored finished, nothing runs
         self._changed = asyncio.Condition()
         if state is not None:
             self.state = state
