@@ -8,8 +8,8 @@ import pytest
 
 from fleet.config.council import CouncilSpec
 from fleet.config.plan import PlanDispatch
-from fleet.coordinator.state_store import NullStore, StateStore, open_store
-from fleet.coordinator.writer import StoreWriter
+from fleet.coordinator.state_store import NullStore, StateStore
+from fleet.coordinator.writer import StoreWriter, open_store
 from fleet.errors import StoreError
 
 pytestmark = pytest.mark.unit

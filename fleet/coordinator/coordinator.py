@@ -30,9 +30,8 @@ from fleet.coordinator.councils import CouncilAdmin, CouncilRegistry
 from fleet.coordinator.metrics import FleetMetrics
 from fleet.coordinator.plans import PlanDispatcher
 from fleet.coordinator.runs import Runs
-from fleet.coordinator.state_store import open_store
 from fleet.coordinator.status import fleet_status
-from fleet.coordinator.writer import StoreWriter
+from fleet.coordinator.writer import StoreWriter, open_store
 from fleet.engine.client import engine_client
 from fleet.record import DeliberationEvent, DeliberationRecord, DeliberationState, Lifecycle, SampleResult
 

@@ -147,11 +147,3 @@ class NullStore:
     def close(self) -> None:
         pass
 
-
-def open_store(location: str | None) -> StateStore:
-    """The store at a configured location (`FleetConfig.state_location()`): SQL when there is one."""
-    if not location:
-        return NullStore()
-    from fleet.coordinator.store import SqlStore  # sqlalchemy only when a store is configured
-
-    return SqlStore(location)

@@ -22,7 +22,7 @@ from typing import ParamSpec
 from fleet.config.council import CouncilSpec
 from fleet.config.deliberation import DeliberationRequest
 from fleet.config.plan import PlanDispatch
-from fleet.coordinator.state_store import StateStore
+from fleet.coordinator.state_store import NullStore, StateStore
 from fleet.errors import StoreError
 from fleet.record import Checkpoint, DeliberationEvent, DeliberationState
 
@@ -98,3 +98,12 @@ class StoreWriter:
 
 def _nothing() -> None:
     pass
+
+
+def open_store(location: str | None) -> StateStore:
+    """The store at a configured location (`FleetConfig.state_location()`): SQL when there is one."""
+    if not location:
+        return NullStore()
+    from fleet.coordinator.store import SqlStore  # sqlalchemy only when a store is configured
+
+    return SqlStore(location)
