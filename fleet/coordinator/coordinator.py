@@ -208,7 +208,7 @@ class Coordinator:
         async def warm() -> None:
             pool, _ = self._pool(list(members.values()))
             results = await asyncio.gather(
-                *(asyncio.wait_for(pool.call(a, "ready"), self.config.deliberation.timeouts.call_s) for a in members),
+                *(asyncio.wait_for(pool.agent(a).ready(), self.config.deliberation.timeouts.call_s) for a in members),
                 return_exceptions=True)
             failed = {a: r for a, r in zip(members, results, strict=True) if isinstance(r, BaseException)}
             log.info("warm agents: %d started%s", len(members) - len(failed), f", failed: {failed}" if failed else "")
@@ -384,7 +384,7 @@ class Coordinator:
                       GenerateRequest(task=request.task, sampling=request.sampling, sample=i // len(agents),
                                       layout=request.prompt_layout))
                      for i in range(request.n)]
-            replies = await asyncio.gather(*(asyncio.wait_for(pool.call(a, "generate", req), request.timeouts.call_s)
+            replies = await asyncio.gather(*(asyncio.wait_for(pool.agent(a).generate(req), request.timeouts.call_s)
                                              for a, req in calls), return_exceptions=True)
         result = SampleResult(wall_ms=(time.perf_counter() - started) * 1000)
         for (agent_id, _), reply in zip(calls, replies, strict=True):

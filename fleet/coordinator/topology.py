@@ -8,10 +8,10 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from fleet.config.deliberation import Topology
 
 
-def review_pairs(agents: list[str], topology: Literal["all_pairs", "ring"]) -> list[tuple[str, str]]:
+def review_pairs(agents: list[str], topology: Topology) -> list[tuple[str, str]]:
     """(critic, author) pairs among the live agents; nobody reviews themselves."""
     n = len(agents)
     if n < 2:
