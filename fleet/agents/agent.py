@@ -17,6 +17,8 @@ from pydantic import ValidationError
 
 from fleet.agents import prompts
 from fleet.agents.api import PROBE_MAX_TOKENS, SELECT_MAX_TOKENS, AgentAPI
+
+__all__ = ["PROBE_MAX_TOKENS", "SELECT_MAX_TOKENS", "Agent", "AgentActor", "call_seed"]
 from fleet.config.council import AgentSpec
 from fleet.config.deliberation import SamplingOverride
 from fleet.engine.protocol import ChatMessage, ChatRequest, EngineClient

@@ -18,6 +18,7 @@ What this file leaves out: which call starts when (rounds.py).
 from __future__ import annotations
 
 from collections import Counter
+from typing import TypeGuard
 
 from fleet.config.deliberation import majority
 from fleet.coordinator.ledger import Ledger
@@ -41,7 +42,7 @@ def needs_repair(feedback: ExecutionFeedback | None) -> bool:
             or any(f.startswith("F821") for f in feedback.lint))
 
 
-def _passes(f: ExecutionFeedback | None) -> bool:
+def _passes(f: ExecutionFeedback | None) -> TypeGuard[ExecutionFeedback]:
     return f is not None and f.all_passed and not f.failing and f.outputs is not None
 
 
@@ -78,7 +79,7 @@ def disagreement(mine: ExecutionFeedback | None, others: list[ExecutionFeedback 
     if not ranked or ranked[0][1] < 2 or (len(ranked) > 1 and ranked[1][1] == ranked[0][1]):
         return ""
     lead = dict(ranked[0][0])
-    own = dict(zip(mine.inputs, mine.outputs or [], strict=False))  # type: ignore[union-attr]
+    own = dict(zip(mine.inputs, mine.outputs or [], strict=False))
     for expr, out in own.items():
         if expr in lead and lead[expr] != out:
             return f"Input: {expr}\nMost candidates return: {lead[expr]}\nThis code returned: {out}"
