@@ -2,7 +2,7 @@
 stage's, inside the token budget, its span and usage handed to the ledger, a failure recorded (its
 agent out) and a cancel passed on.
 
-- `CallRunner.call`: one call of a pipelined stage (the review rounds), against the stage's deadline.
+- `CallRunner.run`: one call of a pipelined stage (the review rounds), against the stage's deadline.
 - `CallRunner.fan_out`: every call of a stage at once, waited for as a barrier (setup, barrier drafts).
 - `CallRunner.afford`: whether a call may start within the budget (budget.py), and what it means if not.
 
@@ -49,7 +49,7 @@ class CallRunner:
     def _stage_timeout(self, stage: Stage) -> EngineTimeoutError:
         return EngineTimeoutError(f"stage {stage} ran past {self.cfg.timeouts.stage_s}s")
 
-    async def call(self, stage: Stage, round_: int, agent_id: str, fn: Callable[[], Awaitable[AgentReply]],
+    async def run(self, stage: Stage, round_: int, agent_id: str, fn: Callable[[], Awaitable[AgentReply]],
                    deadline: float, spans: list[tuple[float, float]]) -> AgentReply | None:
         """One call of a pipelined stage, under the call timeout and the stage's `deadline`
         (perf_counter); its span is added to `spans`. Returns the reply (its usage recorded), or None:

@@ -157,7 +157,7 @@ class ReviewRounds:
 
     async def draft(self, a: str) -> None:
         gen = GenerateRequest(task=self.request.task, sampling=self.request.sampling, layout=self.cfg.prompt_layout)
-        reply = await self.calls.call("generate", 0, a, lambda: self.pool.agent(a).generate(gen),
+        reply = await self.calls.run("generate", 0, a, lambda: self.pool.agent(a).generate(gen),
                                       self.deadline("generate", 0), self.span("generate", 0))
         if reply is None:
             self.ledger.check_quorum("generate")
@@ -177,7 +177,7 @@ class ReviewRounds:
                               feedback=self.policy.shown_for_repair(author, k), sampling=self.request.sampling,
                               layout=self.cfg.prompt_layout)
         max_tokens = self.cfg.critique_max_tokens
-        return await self.calls.call("critique", k, critic, lambda: self.pool.agent(critic).critique(req, max_tokens),
+        return await self.calls.run("critique", k, critic, lambda: self.pool.agent(critic).critique(req, max_tokens),
                                      self.deadline("critique", k), self.span("critique", k))
 
     async def receive(self, a: str, k: int,
@@ -198,7 +198,7 @@ class ReviewRounds:
         req = ReviseRequest(task=self.request.task, round=k, proposal=self.ledger.current[a].content,
                             critiques=received, feedback=self.policy.shown_for_repair(a, k),
                             sampling=self.request.sampling, layout=self.cfg.prompt_layout)
-        reply = await self.calls.call("revise", k, a, lambda: self.pool.agent(a).revise(req),
+        reply = await self.calls.run("revise", k, a, lambda: self.pool.agent(a).revise(req),
                                       self.deadline("revise", k), self.span("revise", k))
         if reply is not None:
             await self.checker.add_one(k, a, reply, self.span("check", k))
