@@ -16,18 +16,29 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal, TypeVar
+from typing import Literal, TypeVar
 
 from fleet.config.council import CouncilSpec
 from fleet.config.deliberation import DeliberationRequest, default_quorum, quorum_error
 from fleet.errors import AgentCallError, DeliberationFailedError, EngineTimeoutError
 from fleet.messages import AgentReply, ExecutionFeedback, Stage
-from fleet.record import AgentFailure, Checkpoint, DeliberationRecord, EventType, Proposal, TokenTotals
+from fleet.record import (
+    AgentFailure,
+    Checkpoint,
+    Critique,
+    DeliberationRecord,
+    EventType,
+    Proposal,
+    ScoreCard,
+    Selection,
+    TokenTotals,
+)
 
 T = TypeVar("T")
 Phase = Literal["setup", "generate", "check", "critique", "revise", "score", "select"]  # PhaseTiming.phase
 Status = Literal["completed", "degraded", "failed", "cancelled"]
-EventSink = Callable[[EventType, Any], None]
+Payload = Proposal | Critique | AgentFailure | ScoreCard | Selection | None  # what an event carries
+EventSink = Callable[[EventType, Payload], None]
 
 
 def agent_failure(agent_id: str, stage: Stage, round_: int, err: BaseException, call_s: float) -> AgentFailure:
@@ -111,7 +122,7 @@ class Ledger:
         self.live: list[str] = [a.agent_id for a in council.agents]
         self.current: dict[str, Proposal] = {}  # author -> its latest proposal
         self.done_round = -1  # the last completed stage: -1 none, 0 the drafts, r review round r
-        self.held: list[tuple[EventType, Any]] | None = None  # events waiting for a checkpoint (see the module)
+        self.held: list[tuple[EventType, Payload]] | None = None  # events waiting for a checkpoint (see the module)
         self.note_round: dict[int, int] = {}  # index in record.notes -> the round that wrote it (if not 0)
         self.noted_failures = 0
         if checkpoint is not None:
@@ -128,8 +139,8 @@ class Ledger:
 
     # -- events and notes ------------------------------------------------------------------------
 
-    def emit(self, kind: EventType, payload: Any) -> None:
-        round_ = payload.round if kind in ("proposal", "revision", "critique", "failure") else 0
+    def emit(self, kind: EventType, payload: Payload) -> None:
+        round_ = payload.round if isinstance(payload, Proposal | Critique | AgentFailure) else 0
         if self.held is not None and round_ > self.done_round + 1:
             self.held.append((kind, payload))
         elif self.on_event is not None:
