@@ -16,16 +16,56 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
-from typing import Any
 
 from fleet import DeliberationConfig, Fleet, FleetConfig, Task
 from fleet.agents.agent import AgentActor
+from fleet.agents.api import PROBE_MAX_TOKENS, SELECT_MAX_TOKENS, AgentAPI
 from fleet.config.council import CouncilSpec
 from fleet.config.deliberation import DeliberationRequest, SamplingOverride
 from fleet.coordinator.deliberation import Deliberation
 from fleet.coordinator.pool import ActorPool, AgentPool
 from fleet.engine.client import engine_client
+from fleet.messages import (
+    AgentReply,
+    CritiqueRequest,
+    Decision,
+    GenerateRequest,
+    ProbeRequest,
+    ReviseRequest,
+    SelectRequest,
+)
 from fleet.scoring.scorer import RubricScorer
+
+
+class SequentialAgent:
+    """An agent whose calls wait for every other call of its pool to end (`AgentAPI`)."""
+
+    def __init__(self, inner: AgentAPI, lock: asyncio.Lock) -> None:
+        self.inner, self.lock = inner, lock
+
+    async def ready(self) -> str:
+        async with self.lock:
+            return await self.inner.ready()
+
+    async def generate(self, req: GenerateRequest) -> AgentReply:
+        async with self.lock:
+            return await self.inner.generate(req)
+
+    async def critique(self, req: CritiqueRequest, max_tokens: int | None = None) -> AgentReply:
+        async with self.lock:
+            return await self.inner.critique(req, max_tokens)
+
+    async def revise(self, req: ReviseRequest) -> AgentReply:
+        async with self.lock:
+            return await self.inner.revise(req)
+
+    async def write_probes(self, req: ProbeRequest, max_tokens: int = PROBE_MAX_TOKENS) -> AgentReply:
+        async with self.lock:
+            return await self.inner.write_probes(req, max_tokens)
+
+    async def select(self, req: SelectRequest, max_tokens: int = SELECT_MAX_TOKENS) -> tuple[Decision, AgentReply]:
+        async with self.lock:
+            return await self.inner.select(req, max_tokens)
 
 
 class SequentialPool(AgentPool):
@@ -34,9 +74,8 @@ class SequentialPool(AgentPool):
     def __init__(self, inner: AgentPool) -> None:
         self.inner, self.lock = inner, asyncio.Lock()
 
-    async def call(self, agent_id: str, method: str, *args: Any, **kwargs: Any) -> Any:
-        async with self.lock:
-            return await self.inner.call(agent_id, method, *args, **kwargs)
+    def agent(self, agent_id: str) -> AgentAPI:
+        return SequentialAgent(self.inner.agent(agent_id), self.lock)
 
 
 async def run(args: argparse.Namespace) -> None:

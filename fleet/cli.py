@@ -16,7 +16,7 @@ import json
 import sys
 from collections.abc import Callable
 
-from fleet.config.deliberation import DeliberationRequest, SamplingOverride
+from fleet.config.deliberation import TOPOLOGIES, DeliberationRequest, SamplingOverride
 from fleet.config.engine import CODER_MODEL_ID, EMBEDDED_MODELS, SMOL_MODEL_ID
 from fleet.config.fleet import FleetConfig, RayOptions, load_fleet_config
 from fleet.config.task import Task
@@ -38,7 +38,7 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--persona", help="persona for a custom role")
     d.add_argument("--agents", type=int, dest="num_agents", help="council size (default: the council's)")
     d.add_argument("--rounds", type=int, help="critique+revise rounds (default 1; 0 skips review)")
-    d.add_argument("--topology", choices=["all_pairs", "ring"])
+    d.add_argument("--topology", choices=TOPOLOGIES)
     d.add_argument("--k", type=int, help="top-k candidates for selection (default 3)")
     d.add_argument("--max-tokens", type=int, help="completion budget per agent call")
     d.add_argument("--no-judge", action="store_true", help="score with the checks only")
@@ -69,7 +69,7 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--role", default="DEV", help="the council's role (default DEV)")
     e.add_argument("--agents", type=int, default=3, help="council size (default 3)")
     e.add_argument("--rounds", type=int, default=1, help="critique+revise rounds (default 1)")
-    e.add_argument("--topology", choices=["all_pairs", "ring"], default="all_pairs")
+    e.add_argument("--topology", choices=TOPOLOGIES, default="all_pairs")
     e.add_argument("--no-judge", action="store_true", help="councils rank by the checks only")
     e.add_argument("--seed", type=int, default=0, help="added to every agent's seed (another reproducible run)")
     e.add_argument("--prompt-layout", choices=["shared_prefix", "persona_first"], default="shared_prefix",

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import json
 import zlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ray
 from pydantic import ValidationError
 
 from fleet.agents import prompts
+from fleet.agents.api import PROBE_MAX_TOKENS, SELECT_MAX_TOKENS, AgentAPI
+
+__all__ = ["PROBE_MAX_TOKENS", "SELECT_MAX_TOKENS", "Agent", "AgentActor", "call_seed"]
 from fleet.config.council import AgentSpec
 from fleet.config.deliberation import SamplingOverride
 from fleet.engine.protocol import ChatMessage, ChatRequest, EngineClient
@@ -32,8 +35,6 @@ from fleet.messages import (
     Stage,
 )
 
-PROBE_MAX_TOKENS = 160  # eight short calls
-SELECT_MAX_TOKENS = 256
 _STAGE_OFFSET = {"generate": 0, "critique": 100_000, "revise": 200_000, "select": 300_000, "probe": 400_000}
 
 
@@ -49,6 +50,8 @@ def call_seed(base: int, stage: Stage, round_: int, peer: str = "", sample: int 
 
 
 class Agent:
+    """`AgentAPI` in-process: one persona calling its engine (also the body of `AgentActor`)."""
+
     def __init__(self, spec: AgentSpec, engine: EngineClient, default_model: str) -> None:
         self.spec = spec
         self.engine = engine
@@ -139,6 +142,10 @@ class Agent:
         # In-process (no Ray) there is no node; don't let get_runtime_context() start a Ray session.
         return ray.get_runtime_context().get_node_id() if ray.is_initialized() else "local"
 
+
+if TYPE_CHECKING:
+    def _conforms(agent: Agent) -> AgentAPI:  # mypy checks that Agent implements the protocol
+        return agent
 
 # One async actor per agent. num_cpus=0: an agent only awaits its engine; the CPUs belong to vLLM.
 AgentActor = ray.remote(num_cpus=0, max_restarts=0)(Agent)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import AliasChoices, Field, model_validator
 
@@ -14,6 +14,34 @@ from fleet.config.task import Task
 
 PromptLayout = Literal["shared_prefix", "persona_first"]
 
+# The rules every entry point (config, HTTP input, CLI, admission, the scheduler) takes from here.
+Topology = Literal["all_pairs", "ring"]
+"""Who reviews whom in a round (fleet/coordinator/topology.py): all_pairs, every agent every peer; ring, agent i
+agent i+1."""
+TOPOLOGIES: tuple[str, ...] = get_args(Topology)
+MAX_ROUNDS = 10  # critique+revise rounds a deliberation may ask for
+
+
+def majority(n: int) -> int:
+    """The fewest of n that are more than half.
+
+    >>> majority(3), majority(4)
+    (2, 3)
+    """
+    return n // 2 + 1
+
+
+def default_quorum(council_size: int) -> int:
+    """The live agents a deliberation needs to go on when its config names no quorum: a majority."""
+    return majority(council_size)
+
+
+def quorum_error(quorum: int | None, council_size: int) -> str | None:
+    """Why this quorum cannot be met by a council of this size (None: it can, or none is set)."""
+    if quorum is not None and quorum > council_size:
+        return f"quorum {quorum} is larger than the council ({council_size} agents)"
+    return None
+
 
 class Timeouts(StrictModel):
     """Every remote wait in fleet has one of these bounds (seconds)."""
@@ -24,8 +52,8 @@ class Timeouts(StrictModel):
 
 
 class DeliberationConfig(StrictModel):
-    rounds: int = Field(default=1, ge=0, le=10, description="critique+revise rounds; 0 skips review")
-    topology: Literal["all_pairs", "ring"] = Field(
+    rounds: int = Field(default=1, ge=0, le=MAX_ROUNDS, description="critique+revise rounds; 0 skips review")
+    topology: Topology = Field(
         default="all_pairs",
         description="all_pairs: every agent reviews every peer; ring: agent i reviews agent i+1",
     )
@@ -43,7 +71,8 @@ class DeliberationConfig(StrictModel):
     feedback: bool = Field(
         default=True, description="show authors and critics what the code did (visible tests, lint); False: they "
         "work from the critiques alone, no early stop (the checks still rank the finals)")
-    dataflow: bool = Field(
+    # (AliasChoices keeps the old name working; the plugin counts any non-literal alias as "dynamic")
+    dataflow: bool = Field(  # type: ignore[pydantic-alias]
         default=True, validation_alias=AliasChoices("dataflow", "overlap_drafts"),
         description="each call starts once its inputs exist: a critique of round k once the proposal it reviews and "
         "its critic's own are final for round k-1 (a draft's critiques while other drafts are still being written), "
@@ -107,8 +136,8 @@ class DeliberationRequest(StrictModel):
             if self.num_agents is not None and self.num_agents != len(self.council.agents):
                 raise ValueError("num_agents contradicts the explicit council's size")
         n = len(self.council.agents) if self.council else self.num_agents
-        if n is not None and self.config.quorum is not None and self.config.quorum > n:
-            raise ValueError(f"quorum {self.config.quorum} is larger than the council ({n} agents)")
+        if n is not None and (why := quorum_error(self.config.quorum, n)):
+            raise ValueError(why)
         return self
 
 

@@ -9,13 +9,11 @@ coordinator runs, so the three entry points validate and default identically.
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import Field
 
 from fleet.config._base import StrictModel
 from fleet.config.council import MAX_AGENTS, CouncilSpec
-from fleet.config.deliberation import DeliberationConfig, DeliberationRequest, SamplingOverride
+from fleet.config.deliberation import MAX_ROUNDS, DeliberationConfig, DeliberationRequest, SamplingOverride, Topology
 from fleet.config.roles import RoleName
 from fleet.config.task import Task
 
@@ -26,8 +24,8 @@ class DeliberationInput(StrictModel):
     num_agents: int | None = Field(default=None, ge=1, le=MAX_AGENTS)
     persona: str | None = Field(default=None, min_length=1, max_length=4000, description="for a custom role")
     council: CouncilSpec | None = None
-    rounds: int | None = Field(default=None, ge=0, le=10)
-    topology: Literal["all_pairs", "ring"] | None = None
+    rounds: int | None = Field(default=None, ge=0, le=MAX_ROUNDS)
+    topology: Topology | None = None
     k: int | None = Field(default=None, ge=1, le=64)
     quorum: int | None = Field(default=None, ge=1)
     judge: bool | None = None

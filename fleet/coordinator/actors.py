@@ -56,7 +56,7 @@ class AgentActors:
         async def warm() -> None:
             pool, _ = self.pool(list(members.values()))
             results = await asyncio.gather(
-                *(asyncio.wait_for(pool.call(a, "ready"), self.config.deliberation.timeouts.call_s) for a in members),
+                *(asyncio.wait_for(pool.agent(a).ready(), self.config.deliberation.timeouts.call_s) for a in members),
                 return_exceptions=True)
             failed = {a: r for a, r in zip(members, results, strict=True) if isinstance(r, BaseException)}
             log.info("warm agents: %d started%s", len(members) - len(failed), f", failed: {failed}" if failed else "")

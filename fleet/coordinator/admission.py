@@ -28,6 +28,7 @@ from fleet.config.council import CouncilSpec
 from fleet.config.deliberation import DeliberationRequest
 from fleet.config.engine import EngineSpec
 from fleet.config.fleet import FleetConfig
+from fleet.coordinator.topology import critics_per_author
 from fleet.engine.protocol import ChatMessage
 from fleet.errors import InvalidRequestError, OverloadedError
 from fleet.messages import ReceivedCritique
@@ -119,7 +120,7 @@ def check_prompt_budget(request: DeliberationRequest, council: CouncilSpec, coun
     cfg, task, layout = request.config, request.task, request.config.prompt_layout
     override = request.sampling.max_tokens if request.sampling and request.sampling.max_tokens else None
     n = len(council.agents)
-    critics = 0 if cfg.rounds == 0 or n < 2 else (n - 1 if cfg.topology == "all_pairs" else 1)
+    critics = 0 if cfg.rounds == 0 else critics_per_author(n, cfg.topology)
     feedback = FEEDBACK_TOKENS if task.language and cfg.feedback else 0
     for agent in council.agents:
         out = override or agent.sampling.max_tokens

@@ -15,7 +15,7 @@ What this file leaves out: what a skipped call means to the deliberation (delibe
 
 from __future__ import annotations
 
-from fleet.agents.agent import PROBE_MAX_TOKENS, SELECT_MAX_TOKENS
+from fleet.agents.api import PROBE_MAX_TOKENS, SELECT_MAX_TOKENS
 from fleet.config.council import CouncilSpec
 from fleet.config.deliberation import DeliberationRequest
 from fleet.messages import Stage

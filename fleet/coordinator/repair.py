@@ -10,14 +10,20 @@
   inputs) passes every visible test and holds a majority of the live agents; `may_still_stop` says
   whether the outputs in so far still allow that (the scheduler then waits to open a round).
 
-What this file leaves out: which call starts when (deliberation.py).
+`RepairPolicy` applies these rules to a deliberation's ledger (its live agents and current proposals).
+
+What this file leaves out: which call starts when (rounds.py).
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from typing import TypeGuard
 
+from fleet.config.deliberation import majority
+from fleet.coordinator.ledger import Ledger
 from fleet.messages import ExecutionFeedback
+from fleet.selection.stage import is_code
 
 
 def worth_revising(feedback: ExecutionFeedback | None) -> bool:
@@ -36,7 +42,7 @@ def needs_repair(feedback: ExecutionFeedback | None) -> bool:
             or any(f.startswith("F821") for f in feedback.lint))
 
 
-def _passes(f: ExecutionFeedback | None) -> bool:
+def _passes(f: ExecutionFeedback | None) -> TypeGuard[ExecutionFeedback]:
     return f is not None and f.all_passed and not f.failing and f.outputs is not None
 
 
@@ -51,7 +57,7 @@ def consensus_stop(feedbacks: list[ExecutionFeedback | None]) -> int:
     """
     groups = Counter(tuple(f.outputs or []) for f in feedbacks if _passes(f))
     lead = max(groups.values(), default=0)
-    return lead if lead > len(feedbacks) // 2 else 0
+    return lead if lead >= majority(len(feedbacks)) else 0
 
 
 def disagreement(mine: ExecutionFeedback | None, others: list[ExecutionFeedback | None]) -> str:
@@ -73,7 +79,7 @@ def disagreement(mine: ExecutionFeedback | None, others: list[ExecutionFeedback 
     if not ranked or ranked[0][1] < 2 or (len(ranked) > 1 and ranked[1][1] == ranked[0][1]):
         return ""
     lead = dict(ranked[0][0])
-    own = dict(zip(mine.inputs, mine.outputs or [], strict=False))  # type: ignore[union-attr]
+    own = dict(zip(mine.inputs, mine.outputs or [], strict=False))
     for expr, out in own.items():
         if expr in lead and lead[expr] != out:
             return f"Input: {expr}\nMost candidates return: {lead[expr]}\nThis code returned: {out}"
@@ -84,4 +90,56 @@ def may_still_stop(settled: list[ExecutionFeedback | None], live: int) -> bool:
     """Whether a consensus stop is still possible with these outputs in (of `live`): not once more
     of them fail than a majority can spare."""
     failing = sum(not _passes(f) for f in settled)
-    return failing <= live - (live // 2 + 1)
+    return failing <= live - majority(live)
+
+
+class RepairPolicy:
+    """The rules above, read against one deliberation's ledger."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+        self.cfg, self.task = ledger.cfg, ledger.request.task
+
+    def shown(self, author: str) -> ExecutionFeedback | None:
+        """What the agents are told about `author`'s code (nothing with `feedback=False`)."""
+        return self.ledger.current[author].feedback if self.cfg.feedback else None
+
+    def shown_for_repair(self, author: str, k: int) -> ExecutionFeedback | None:
+        """What an author and its critics are shown in round k, with where it differs from the leading
+        group of the live agents' proposals of round k-1 when it passes (code tasks)."""
+        fb = self.shown(author)
+        if fb is None or not is_code(self.task) or fb.failing:
+            return fb
+        latest = {p.author_id: p for p in self.ledger.record.proposals if p.round < k}  # (in order: the last wins)
+        others = [latest[a].feedback for a in self.ledger.live if a in latest]
+        return fb.model_copy(update={"disagreement": disagreement(fb, others)})
+
+    def aimed_at(self, author: str) -> bool:
+        """Whether `author`'s proposal gets critiques and a revision: on a code task with feedback on,
+        only one that fails; otherwise every one."""
+        if not (self.cfg.feedback and is_code(self.task)):
+            return True
+        return needs_repair(self.ledger.current[author].feedback)
+
+    def stops_early(self) -> str:
+        """Why review stops here ('' when it goes on): every live proposal passes all its visible tests,
+        or (code) the leading behaviour group passes them all and holds a majority."""
+        fbs = [self.ledger.current[a].feedback for a in self.ledger.live]
+        if not (self.cfg.early_stop and self.cfg.feedback and fbs):
+            return ""
+        if all(f is not None and f.all_passed for f in fbs):
+            return "every live proposal passes all visible tests"
+        if is_code(self.task) and (lead := consensus_stop(fbs)):
+            return f"on consensus, {lead} of {len(fbs)} live proposals agree and pass all visible tests"
+        return ""
+
+    def may_stop_early(self, settled: list[str]) -> bool:
+        """Whether the outputs of a round still in flight could end in an early stop: while every one
+        in so far (`settled`: their authors) passes all its visible tests, or (code) while no more fail
+        than a majority can spare."""
+        if not (self.cfg.early_stop and self.cfg.feedback and self.task.visible_tests):
+            return False
+        fbs = [self.ledger.current[a].feedback for a in settled if a in self.ledger.live]
+        if is_code(self.task):
+            return may_still_stop(fbs, len(self.ledger.live))
+        return all(f is not None and f.all_passed for f in fbs)

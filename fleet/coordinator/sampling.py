@@ -30,7 +30,7 @@ async def sample(request: SampleRequest, councils: CouncilRegistry, agents: Agen
                   GenerateRequest(task=request.task, sampling=request.sampling, sample=i // len(members),
                                   layout=request.prompt_layout))
                  for i in range(request.n)]
-        replies = await asyncio.gather(*(asyncio.wait_for(pool.call(a, "generate", req), request.timeouts.call_s)
+        replies = await asyncio.gather(*(asyncio.wait_for(pool.agent(a).generate(req), request.timeouts.call_s)
                                          for a, req in calls), return_exceptions=True)
     result = SampleResult(wall_ms=(time.perf_counter() - started) * 1000)
     for (agent_id, _), reply in zip(calls, replies, strict=True):

@@ -1,8 +1,8 @@
 """The deliberation's last stage, apart from its rounds: the probe inputs an agent writes (while the
 drafts are written), then every candidate scored, probed and selected among (fleet/selection), each
-call inside the token budget. A mixin of `Deliberation` (it reads and writes the same record).
+call inside the token budget, all of it written to the deliberation's ledger.
 
-What this file leaves out: the rules of selection (fleet/selection) and the rounds (deliberation.py).
+What this file leaves out: the rules of selection (fleet/selection) and the rounds (rounds.py).
 """
 
 from __future__ import annotations
@@ -10,10 +10,13 @@ from __future__ import annotations
 import asyncio
 import time
 
-from fleet.agents.agent import PROBE_MAX_TOKENS, SELECT_MAX_TOKENS
-from fleet.coordinator.ledger import agent_failure
-from fleet.messages import CallUsage, Decision, ProbeRequest, SelectRequest
+from fleet.agents.api import PROBE_MAX_TOKENS, SELECT_MAX_TOKENS
+from fleet.coordinator.budget import Budget
+from fleet.coordinator.ledger import Ledger, agent_failure
+from fleet.coordinator.pool import AgentPool
+from fleet.messages import AgentReply, CallUsage, Decision, ProbeRequest, SelectRequest
 from fleet.record import PhaseTiming
+from fleet.scoring.scorer import Scorer
 from fleet.selection.base import Pool
 from fleet.selection.behaviour import behaviour
 from fleet.selection.probes import parse_written
@@ -21,72 +24,98 @@ from fleet.selection.stage import is_code, make_selector, oracle, score_all
 
 
 class SelectStage:
-    """Methods of `Deliberation` (they use its record, pool, scorer, budget, notes and events)."""
+    """Probe inputs, scores and the winner of one deliberation. architect_id: the pool's agent that
+    writes probe inputs and selects among the top candidates (None: the council's first writes them,
+    and the fallback selects)."""
 
-    _writer: asyncio.Task[list[str]] | None
-    _probe_usage: CallUsage | None
+    def __init__(self, ledger: Ledger, budget: Budget, pool: AgentPool, scorer: Scorer,
+                 architect_id: str | None) -> None:
+        self.ledger, self.budget, self.pool, self.scorer = ledger, budget, pool, scorer
+        self.architect_id = architect_id
+        self.cfg, self.task = ledger.cfg, ledger.request.task
+        self._writer: asyncio.Task[list[str]] | None = None  # the probe writer's call, while the drafts run
+        self._probe_usage: CallUsage | None = None  # the probe writer's call, recorded with the scores
 
-    async def _written(self) -> list[str]:
+    # -- probe inputs ----------------------------------------------------------------------------
+
+    def start_probes(self) -> None:
+        """Start writing probe inputs, when this deliberation uses them: they need only the task."""
+        if self.cfg.probe_inputs and is_code(self.task) and bool(self.architect_id or self.ledger.live):
+            self._writer = asyncio.create_task(self._write_probes())
+
+    async def stop_probes(self) -> None:
+        """Cancel the probe writer if it still runs (the deliberation ended)."""
+        if self._writer is not None:
+            self._writer.cancel()
+            await asyncio.gather(self._writer, return_exceptions=True)
+
+    async def written(self) -> list[str]:
         """The agent-written probe inputs (waited for: every proposal is checked on the same ones)."""
         return list(await self._writer) if self._writer is not None else []
-
-    def _writes_probes(self) -> bool:
-        return self.cfg.probe_inputs and is_code(self.request.task) and bool(self.architect_id or self.live)
 
     async def _write_probes(self) -> list[str]:
         """Inputs one agent (the architect, else the council's first) writes for the task; [] when its
         call fails (noted: the visible tests' inputs still probe)."""
-        writer = self.architect_id or self.live[0]
+        writer = self.architect_id or self.ledger.live[0]
         if not self.budget.reserve(PROBE_MAX_TOKENS):
-            self._note("budget: no probe inputs written (the budget left cannot cover the call)")
+            self.ledger.note("budget: no probe inputs written (the budget left cannot cover the call)")
             return []
-        req = ProbeRequest(task=self.request.task, sampling=self.request.sampling, layout=self.cfg.prompt_layout)
+        req = ProbeRequest(task=self.task, sampling=self.ledger.request.sampling, layout=self.cfg.prompt_layout)
         t0 = time.perf_counter()
         try:
-            reply = await asyncio.wait_for(self.pool.call(writer, "write_probes", req), self.cfg.timeouts.call_s)
+            reply = await asyncio.wait_for(self.pool.agent(writer).write_probes(req), self.cfg.timeouts.call_s)
         except asyncio.CancelledError:
             raise
         except Exception as e:
             self.budget.settle(PROBE_MAX_TOKENS, 0)
-            self._note(f"probe inputs: {writer}'s call failed ({type(e).__name__}); the visible tests' inputs only")
+            self.ledger.note(f"probe inputs: {writer}'s call failed ({type(e).__name__}); "
+                             "the visible tests' inputs only")
             return []
         self.budget.settle(PROBE_MAX_TOKENS, reply.usage.completion_tokens)
-        self._probe_usage = self._spanned(reply, t0, time.perf_counter()).usage
+        self._probe_usage = self.ledger.spanned(reply, t0, time.perf_counter()).usage
         return parse_written(reply.content)
 
-    async def _score_and_select(self, written: list[str]) -> None:
+    # -- scores and the winner -------------------------------------------------------------------
+
+    async def score_and_select(self) -> None:
         """Every proposal of every round is a candidate: scored, probed (code) and selected among."""
+        written = await self.written()
+        await self._score(written)
         start = time.perf_counter()
-        task, proposals = self.request.task, list(self.record.proposals)
+        record = self.ledger.record
+        for card in record.scores:
+            self.ledger.emit("score", card)
+        selector = make_selector(self.cfg, self.task, self._ask_architect, self.architect_id)
+        try:
+            record.selection = await selector.select(
+                Pool(self.task, {p.candidate_id: p for p in record.proposals}, record.scores, record.behaviour))
+        finally:
+            record.timings.append(PhaseTiming(phase="select", round=0, wall_ms=(time.perf_counter() - start) * 1000))
+        self.ledger.emit("winner", record.selection)
+        self.ledger.check_quorum("select")
+
+    async def _score(self, written: list[str]) -> None:
+        """Score cards (the judge within the budget, or left out), the oracle pool and (code) behaviour."""
+        start = time.perf_counter()
+        record, proposals = self.ledger.record, list(self.ledger.record.proposals)
         if self._probe_usage is not None:
-            self.record.usage.append(self._probe_usage)
+            record.usage.append(self._probe_usage)
         scorer, judge_cap = self.scorer, self.scorer.judge_tokens() * len(proposals)
         if judge_cap and not self.budget.reserve(judge_cap):
-            self._note(f"budget: the judge left out ({self.budget.left()} tokens left, judging may take {judge_cap})")
+            self.ledger.note(f"budget: the judge left out ({self.budget.left()} tokens left, "
+                             f"judging may take {judge_cap})")
             scorer, judge_cap = self.scorer.without_judge(), 0
-        outcome, cards, notes = await score_all(scorer, task, self.council.role, proposals, self.cfg)
+        outcome, cards, notes = await score_all(scorer, self.task, self.ledger.council.role, proposals, self.cfg)
         self.budget.settle(judge_cap, sum(s.judge.usage.completion_tokens for s in outcome.scored if s.judge))
         for failure in outcome.failures:
-            self.record.failures.append(failure)
-            self._emit("failure", failure)
-        self.record.notes += outcome.notes + notes
-        self.record.usage += [s.judge.usage for s in outcome.scored if s.judge]
-        self.record.scores, self.record.oracle_pool = cards, oracle(cards)
-        if is_code(task):
-            self.record.behaviour = await behaviour(task, proposals, cards, written, self.cfg.sandbox)
-        self.record.timings.append(PhaseTiming(phase="score", round=0, wall_ms=(time.perf_counter() - start) * 1000))
-        start = time.perf_counter()
-        for card in self.record.scores:
-            self._emit("score", card)
-        selector = make_selector(self.cfg, task, self._ask_architect, self.architect_id)
-        try:
-            self.record.selection = await selector.select(
-                Pool(task, {p.candidate_id: p for p in proposals}, cards, self.record.behaviour))
-        finally:
-            self.record.timings.append(
-                PhaseTiming(phase="select", round=0, wall_ms=(time.perf_counter() - start) * 1000))
-        self._emit("winner", self.record.selection)
-        self._check_quorum("select")
+            record.failures.append(failure)
+            self.ledger.emit("failure", failure)
+        record.notes += outcome.notes + notes
+        record.usage += [s.judge.usage for s in outcome.scored if s.judge]
+        record.scores, record.oracle_pool = cards, oracle(cards)
+        if is_code(self.task):
+            record.behaviour = await behaviour(self.task, proposals, cards, written, self.cfg.sandbox)
+        record.timings.append(PhaseTiming(phase="score", round=0, wall_ms=(time.perf_counter() - start) * 1000))
 
     async def _ask_architect(self, request: SelectRequest) -> tuple[Decision, CallUsage] | str:
         """The architect's decision and its call's usage, or why there is none (the failure recorded)."""
@@ -94,19 +123,19 @@ class SelectStage:
         if not self.budget.reserve(SELECT_MAX_TOKENS):
             return f"the architect was not asked ({self.budget.left()} tokens of the budget left)"
         t0, used = time.perf_counter(), 0
+        reply: AgentReply
         try:
             decision, reply = await asyncio.wait_for(
-                self.pool.call(self.architect_id, "select", request), self.cfg.timeouts.call_s)
+                self.pool.agent(self.architect_id).select(request), self.cfg.timeouts.call_s)
             used = reply.usage.completion_tokens
         except asyncio.CancelledError:
             raise
         except Exception as e:
             failure = agent_failure(self.architect_id, "select", 0, e, self.cfg.timeouts.call_s)
-            self.record.failures.append(failure)
-            self._emit("failure", failure)
+            self.ledger.record.failures.append(failure)
+            self.ledger.emit("failure", failure)
             return f"the architect {self.architect_id} failed ({failure.error_type})"
         finally:
             self.budget.settle(SELECT_MAX_TOKENS, used)
-        reply = self._spanned(reply, t0, time.perf_counter())
-        self.record.usage.append(reply.usage)
+        reply = self.ledger.used(reply, t0, time.perf_counter())
         return decision, reply.usage

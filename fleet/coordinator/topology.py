@@ -4,14 +4,16 @@
 [('a', 'b'), ('b', 'c'), ('c', 'a')]
 >>> len(review_pairs(["a", "b", "c"], "all_pairs"))
 6
+>>> critics_per_author(3, "all_pairs"), critics_per_author(3, "ring")
+(2, 1)
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from fleet.config.deliberation import Topology
 
 
-def review_pairs(agents: list[str], topology: Literal["all_pairs", "ring"]) -> list[tuple[str, str]]:
+def review_pairs(agents: list[str], topology: Topology) -> list[tuple[str, str]]:
     """(critic, author) pairs among the live agents; nobody reviews themselves."""
     n = len(agents)
     if n < 2:
@@ -19,3 +21,10 @@ def review_pairs(agents: list[str], topology: Literal["all_pairs", "ring"]) -> l
     if topology == "ring":
         return [(agents[i], agents[(i + 1) % n]) for i in range(n)]
     return [(c, a) for c in agents for a in agents if c != a]
+
+
+def critics_per_author(n: int, topology: Topology) -> int:
+    """How many critiques each author receives in a round among n live agents (as `review_pairs`)."""
+    if n < 2:
+        return 0
+    return 1 if topology == "ring" else n - 1

@@ -12,7 +12,7 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError
 
 from fleet.config._base import StrictModel
-from fleet.config.deliberation import PromptLayout
+from fleet.config.deliberation import MAX_ROUNDS, PromptLayout, Topology
 from fleet.errors import InvalidRequestError
 
 Strategy = Literal["single", "vote", "council", "council-nofeedback"]
@@ -25,8 +25,8 @@ class EvalSettings(StrictModel):
     model: str
     role: str = "DEV"
     agents: int = Field(default=3, ge=1, le=32)
-    rounds: int = Field(default=1, ge=0, le=10)
-    topology: Literal["all_pairs", "ring"] = "all_pairs"
+    rounds: int = Field(default=1, ge=0, le=MAX_ROUNDS)
+    topology: Topology = "all_pairs"
     judge: bool = True
     seed: int = Field(default=0, ge=0, description="added to every agent's seed")
     prompt_layout: PromptLayout = "shared_prefix"

@@ -14,10 +14,14 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
+from typing import Literal
 
 from fleet.config.task import Task
+from fleet.messages import CallUsage
 from fleet.record import Proposal, ScoreCard, Selection
 from fleet.selection.models import Behaviour
+
+Method = Literal["architect", "top-score", "consensus"]  # Selection.method
 
 
 @dataclass
@@ -71,8 +75,8 @@ def lineage_roots(proposals: list[Proposal]) -> dict[str, str]:
     roots = {}
     for c in parent:
         root, seen = c, {c}
-        while parent.get(root) is not None and parent[root] in parent and parent[root] not in seen:
-            root = parent[root]  # type: ignore[assignment]
+        while (up := parent.get(root)) is not None and up in parent and up not in seen:
+            root = up
             seen.add(root)
         roots[c] = root
     return roots
@@ -104,8 +108,9 @@ def demote_regressions(cards: list[ScoreCard], proposals: dict[str, Proposal]) -
     return [by[c].model_copy(update={"rank": i + 1}) for i, c in enumerate(order)], notes
 
 
-def selection(pool: Pool, winner: str, candidates: list[str], method: str, reason: str,
-              runner_up: str | None = None, **extra) -> Selection:
+def selection(pool: Pool, winner: str, candidates: list[str], method: Method, reason: str,
+              runner_up: str | None = None, architect_id: str | None = None,
+              usage: CallUsage | None = None) -> Selection:
     return Selection(winner_id=pool.proposals[winner].author_id if winner in pool.proposals else winner,
                      winner_candidate=winner, candidates=candidates, runner_up=runner_up, reason=reason,
-                     method=method, **extra)  # type: ignore[arg-type]
+                     method=method, architect_id=architect_id, usage=usage)

@@ -50,7 +50,7 @@ class Behaviour(StrictModel):
 
     def differing(self, groups: list[BehaviourGroup]) -> list[int]:
         """Indices of the probe inputs on which these groups' outputs are not all the same."""
-        outs = [g.outputs for g in groups]
-        if any(o is None for o in outs):
+        outs = [g.outputs for g in groups if g.outputs is not None]
+        if len(outs) < len(groups):
             return list(range(len(self.probes)))
-        return [i for i in range(len(self.probes)) if len({o[i] for o in outs}) > 1]  # type: ignore[index]
+        return [i for i in range(len(self.probes)) if len({o[i] for o in outs}) > 1]

@@ -73,12 +73,12 @@ def _suite_inputs(suite: TestSuite) -> list[str]:
     modules = {"solution"}
     if suite.kind == "check" and suite.entry_point:
         names = {"candidate": suite.entry_point, suite.entry_point: suite.entry_point}
-    for node in ast.walk(tree):  # from solution import f [as g]; import solution [as s]
-        if isinstance(node, ast.ImportFrom) and node.module == "solution":
-            names.update({a.asname or a.name: a.name for a in node.names})
-        elif isinstance(node, ast.Import):
-            modules.update(a.asname or a.name for a in node.names if a.name == "solution")
-    return [c for node in ast.walk(tree) if (c := _as_call(node, names, modules)) is not None]
+    for stmt in ast.walk(tree):  # from solution import f [as g]; import solution [as s]
+        if isinstance(stmt, ast.ImportFrom) and stmt.module == "solution":
+            names.update({a.asname or a.name: a.name for a in stmt.names})
+        elif isinstance(stmt, ast.Import):
+            modules.update(a.asname or a.name for a in stmt.names if a.name == "solution")
+    return [c for n in ast.walk(tree) if (c := _as_call(n, names, modules)) is not None]
 
 
 def visible_inputs(task: Task, cap: int = MAX_VISIBLE) -> list[str]:

@@ -50,12 +50,19 @@ def make_selector(cfg: DeliberationConfig, task: Task, ask: Ask | None, architec
     kind = cfg.selector
     if kind == "auto":
         kind = "consensus" if is_code(task) else "architect"
-    has_architect = cfg.architect and ask is not None and architect_id is not None and task.k > 1
     if kind == "top_score":
         return TopScore()
     if kind == "consensus":
-        tie = Architect(ask, Consensus(), architect_id, cfg.prompt_layout) if has_architect else None  # type: ignore[arg-type]
-        return Consensus(tie)
-    if not has_architect:
+        return Consensus(_architect(cfg, task, ask, architect_id, Consensus()))
+    architect = _architect(cfg, task, ask, architect_id, TopScore())
+    if architect is None:
         return TopScore("k=1: the top total wins" if task.k == 1 else "no architect: the top total wins")
-    return Architect(ask, TopScore(), architect_id, cfg.prompt_layout)  # type: ignore[arg-type]
+    return architect
+
+
+def _architect(cfg: DeliberationConfig, task: Task, ask: Ask | None, architect_id: str | None,
+               fallback: Selector) -> Architect | None:
+    """The architect choosing (`fallback` when it cannot), or None: none is asked (config, k=1, none in the pool)."""
+    if ask is None or architect_id is None or not cfg.architect or task.k <= 1:
+        return None
+    return Architect(ask, fallback, architect_id, cfg.prompt_layout)
