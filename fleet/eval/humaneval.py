@@ -28,7 +28,7 @@ from fleet.config._base import StrictModel
 from fleet.config.scoring import SandboxLimits
 from fleet.config.task import Rubric, Task, TestSuite
 from fleet.errors import InvalidRequestError
-from fleet.scoring.code import extract_code
+from fleet.scoring.extract import extract_code
 from fleet.scoring.sandbox import SandboxRun, run_tests
 
 CODE_RUBRIC = Rubric(criteria={

@@ -16,8 +16,9 @@ from fleet.config.scoring import SandboxLimits
 from fleet.config.task import Task, TestSuite
 from fleet.messages import ExecutionFeedback
 from fleet.record import Check
-from fleet.scoring.code import PARSE_THREAD, CodeExtract, extract_code, lint
 from fleet.scoring.counterexample import behaviour_feedback
+from fleet.scoring.extract import PARSE_THREAD, CodeExtract, extract_code
+from fleet.scoring.lint import lint
 from fleet.scoring.sandbox import SandboxRun, run_tests
 from fleet.selection.probes import defined_names, visible_inputs
 

@@ -45,7 +45,7 @@ from pydantic import Field
 from fleet.config._base import StrictModel
 from fleet.config.scoring import SandboxLimits
 from fleet.config.task import TestSuite
-from fleet.scoring.code import PARSE_THREAD
+from fleet.scoring.extract import PARSE_THREAD
 
 RUNNER = Path(__file__).with_name("_runner.py")
 _SANDBOX_UID_BASE = 200_000  # + a per-run number: uids no account uses, a fresh one per run

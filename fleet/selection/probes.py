@@ -23,7 +23,7 @@ import doctest
 
 from fleet.config.scoring import SandboxLimits
 from fleet.config.task import Task, TestSuite
-from fleet.scoring.code import PARSE_THREAD, extract_code
+from fleet.scoring.extract import PARSE_THREAD, extract_code
 from fleet.scoring.sandbox import run_probes
 from fleet.selection.models import ProbeRow
 
