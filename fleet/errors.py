@@ -25,7 +25,7 @@ Errors cross Ray actor boundaries, so they must pickle: keep constructor argumen
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Self
 
 
 class FleetError(Exception):
@@ -107,7 +107,7 @@ class AgentCallError(FleetError):
         super().__init__(message)
         self.cause_type = cause_type
 
-    def __reduce__(self):  # keep cause_type across pickling (Ray)
+    def __reduce__(self) -> tuple[type[Self], tuple[str, str]]:  # keep cause_type across pickling (Ray)
         return (type(self), (str(self), self.cause_type))
 
 
@@ -133,7 +133,7 @@ class DeliberationFailedError(FleetError):
         super().__init__(message)
         self.record = record
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[type[Self], tuple[str, Any]]:  # keep the record across pickling (Ray)
         return (type(self), (str(self), self.record))
 
 

@@ -22,10 +22,11 @@ import xml.etree.ElementTree as ET
 from typing import Literal, NoReturn, NotRequired, TypedDict
 
 OUT_CHARS = 2000  # of the first failure's output
+RunKind = Literal["pytest", "check", "doctest", "probe"]  # TestSuite.kind, or probe (sandbox.run_probes)
 
 
 class Limits(TypedDict):
-    """`SandboxLimits.model_dump()`, as far as the runner reads it."""
+    """The rlimits of `SandboxLimits` (fleet.config.scoring) the runner sets on itself."""
 
     cpu_s: int
     memory_mib: int
@@ -35,7 +36,7 @@ class Limits(TypedDict):
 class Spec(TypedDict):
     """`spec.json`, written by the host (sandbox._run_blocking)."""
 
-    kind: Literal["pytest", "check", "doctest", "probe"]
+    kind: RunKind
     entry_point: str | None
     limits: Limits
     nonce: str

@@ -16,7 +16,8 @@ import abc
 from dataclasses import dataclass
 
 from fleet.config.task import Task
-from fleet.record import Proposal, ScoreCard, Selection
+from fleet.messages import CallUsage
+from fleet.record import Proposal, ScoreCard, Selection, SelectionMethod
 from fleet.selection.models import Behaviour
 
 
@@ -104,8 +105,9 @@ def demote_regressions(cards: list[ScoreCard], proposals: dict[str, Proposal]) -
     return [by[c].model_copy(update={"rank": i + 1}) for i, c in enumerate(order)], notes
 
 
-def selection(pool: Pool, winner: str, candidates: list[str], method: str, reason: str,
-              runner_up: str | None = None, **extra) -> Selection:
+def selection(pool: Pool, winner: str, candidates: list[str], method: SelectionMethod, reason: str,
+              runner_up: str | None = None, architect_id: str | None = None,
+              usage: CallUsage | None = None) -> Selection:
     return Selection(winner_id=pool.proposals[winner].author_id if winner in pool.proposals else winner,
                      winner_candidate=winner, candidates=candidates, runner_up=runner_up, reason=reason,
-                     method=method, **extra)  # type: ignore[arg-type]
+                     method=method, architect_id=architect_id, usage=usage)

@@ -60,11 +60,11 @@ def _suite_inputs(suite: TestSuite) -> list[str]:
         out = []
         for ex in doctest.DocTestParser().get_examples(suite.source):
             try:
-                node = ast.parse(ex.source.strip(), mode="eval").body
+                example = ast.parse(ex.source.strip(), mode="eval").body
             except SyntaxError:
                 continue
-            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
-                call = _as_call(node, {node.func.id: node.func.id}, set())
+            if isinstance(example, ast.Call) and isinstance(example.func, ast.Name):
+                call = _as_call(example, {example.func.id: example.func.id}, set())
                 if call is not None:
                     out.append(call)
         return out
