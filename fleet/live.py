@@ -95,7 +95,8 @@ class Board:
         return t
 
 
-async def follow(fleet: FollowedFleet, request: DeliberationRequest, agents: list[str], console: Console) -> DeliberationState:
+async def follow(fleet: FollowedFleet, request: DeliberationRequest, agents: list[str],
+                 console: Console) -> DeliberationState:
     """Submit `request`, show its agents' progress until it ends, return its final state."""
     state = await fleet.submit(request)
     did = state.deliberation_id
