@@ -31,7 +31,12 @@ MAX_VISIBLE = 16
 MAX_WRITTEN = 8
 
 
-def _literal_args(call: ast.Call) -> bool:
+def literal_args(call: ast.Call) -> bool:
+    """Whether every argument of `call` is a literal (and none is a `**mapping`).
+
+    >>> literal_args(ast.parse("f([1, 2], k='a')", mode="eval").body)
+    True
+    """
     try:
         for arg in [*call.args, *(k.value for k in call.keywords)]:
             ast.literal_eval(arg)
@@ -43,7 +48,7 @@ def _literal_args(call: ast.Call) -> bool:
 def _as_call(node: ast.AST, names: dict[str, str], modules: set[str]) -> str | None:
     """`node` as the call expression to probe with (its function renamed to what the code defines),
     or None when it is not a call of the code under test with literal arguments."""
-    if not isinstance(node, ast.Call) or not _literal_args(node):
+    if not isinstance(node, ast.Call) or not literal_args(node):
         return None
     f = node.func
     if isinstance(f, ast.Name) and f.id in names:
