@@ -136,7 +136,8 @@ class DeliberationFailedError(FleetError):
         super().__init__(message)
         self.record = record
 
-    def __reduce__(self) -> tuple[type[Self], tuple[str, DeliberationRecord | None]]:  # keep the record across pickling (Ray)
+    # Keep the record across pickling (Ray).
+    def __reduce__(self) -> tuple[type[Self], tuple[str, DeliberationRecord | None]]:
         return (type(self), (str(self), self.record))
 
 
