@@ -25,7 +25,10 @@ Errors cross Ray actor boundaries, so they must pickle: keep constructor argumen
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, Self
+
+if TYPE_CHECKING:  # only for the type: every room imports this module, so it imports none of theirs
+    from fleet.record import DeliberationRecord
 
 
 class FleetError(Exception):
@@ -107,7 +110,7 @@ class AgentCallError(FleetError):
         super().__init__(message)
         self.cause_type = cause_type
 
-    def __reduce__(self):  # keep cause_type across pickling (Ray)
+    def __reduce__(self) -> tuple[type[Self], tuple[str, str]]:  # keep cause_type across pickling (Ray)
         return (type(self), (str(self), self.cause_type))
 
 
@@ -129,11 +132,12 @@ class DeliberationFailedError(FleetError):
 
     http_status = 500
 
-    def __init__(self, message: str, record: Any = None) -> None:
+    def __init__(self, message: str, record: DeliberationRecord | None = None) -> None:
         super().__init__(message)
         self.record = record
 
-    def __reduce__(self):
+    # Keep the record across pickling (Ray).
+    def __reduce__(self) -> tuple[type[Self], tuple[str, DeliberationRecord | None]]:
         return (type(self), (str(self), self.record))
 
 

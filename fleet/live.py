@@ -1,23 +1,45 @@
 """Live progress of one deliberation in the terminal: each agent's state as the events arrive
 (drafting -> drafted -> critiquing -> revising -> scored -> winner), with `rich`.
 
-`follow(fleet, request, console)` submits the request, renders the agents' states from the
-deliberation's event stream (the same stream the HTTP API serves) and returns the final state.
-Cancelling it (Ctrl-C at the CLI) cancels the deliberation.
+`follow(fleet, request, agents, console)` submits the request, renders the states of `agents` (and of
+any agent the events name) from the deliberation's event stream (the same stream the HTTP API serves)
+and returns the final state. Cancelling it (Ctrl-C at the CLI) cancels the deliberation.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
+from collections.abc import AsyncIterator
+from typing import Protocol
 
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
 from fleet.config.deliberation import DeliberationRequest
-from fleet.record import DeliberationEvent, DeliberationState
+from fleet.record import (
+    AgentFailure,
+    Critique,
+    DeliberationEvent,
+    DeliberationState,
+    Proposal,
+    ScoreCard,
+    Selection,
+    StatusChange,
+)
+
+
+class FollowedFleet(Protocol):
+    """What `follow` needs of a fleet (fleet.driver.Fleet has it; tests replay a record)."""
+
+    async def submit(self, request: DeliberationRequest, /) -> DeliberationState: ...
+
+    def events(self, deliberation_id: str, /, *, wait_s: float) -> AsyncIterator[DeliberationEvent | None]: ...
+
+    async def cancel(self, deliberation_id: str, /) -> object: ...
+
+    async def get(self, deliberation_id: str, /) -> DeliberationState: ...
 
 
 class Board:
@@ -36,13 +58,13 @@ class Board:
             self.detail[agent] = detail
 
     def apply(self, event: DeliberationEvent) -> None:
-        data: Any = event.data
-        if event.type == "status":
+        data = event.data
+        if event.type == "status" and isinstance(data, StatusChange):
             self.status = data.status
             if data.status == "running":
                 for a in self.state:
                     self._set(a, "drafting")
-        elif event.type in ("proposal", "revision"):
+        elif event.type in ("proposal", "revision") and isinstance(data, Proposal):
             fb = data.feedback
             checks = (f"visible tests {fb.tests_passed}/{fb.tests_total}" if fb and fb.tests_total
                       else "no code block" if fb and not fb.code_found else "")
@@ -52,15 +74,15 @@ class Board:
                 for a, s in self.state.items():
                     if s == "drafted":
                         self._set(a, "critiquing")
-        elif event.type == "critique":
+        elif event.type == "critique" and isinstance(data, Critique):
             if not self.state.get(data.author_id, "").startswith("failed"):
                 self._set(data.author_id, f"revising (round {data.round})")
-        elif event.type == "failure":
+        elif event.type == "failure" and isinstance(data, AgentFailure):
             self._set(data.agent_id, f"failed at {data.stage}", f"{data.error_type}: {data.message[:60]}")
-        elif event.type == "score":
+        elif event.type == "score" and isinstance(data, ScoreCard):
             judge = f", judge {data.judge.score:.1f}" if data.judge else ""
             self._set(data.author_id, f"scored #{data.rank}", f"total {data.total:.3f}{judge}")
-        elif event.type == "winner":
+        elif event.type == "winner" and isinstance(data, Selection):
             self._set(data.winner_id, "WINNER", data.reason[:80])
 
     def table(self) -> Table:
@@ -73,7 +95,8 @@ class Board:
         return t
 
 
-async def follow(fleet: Any, request: DeliberationRequest, agents: list[str], console: Console) -> DeliberationState:
+async def follow(fleet: FollowedFleet, request: DeliberationRequest, agents: list[str],
+                 console: Console) -> DeliberationState:
     """Submit `request`, show its agents' progress until it ends, return its final state."""
     state = await fleet.submit(request)
     did = state.deliberation_id

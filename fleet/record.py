@@ -63,11 +63,14 @@ class AgentFailure(StrictModel):
     message: str
 
 
+CheckStatus = Literal["passed", "failed", "skipped"]
+
+
 class Check(StrictModel):
     """One scoring check on a proposal: passed, failed, or skipped (does not apply)."""
 
     name: str
-    status: Literal["passed", "failed", "skipped"]
+    status: CheckStatus
     score: float = Field(ge=0.0, le=1.0)
     detail: str = ""
     tests_passed: int | None = Field(default=None, ge=0)
@@ -108,6 +111,9 @@ class ScoreCard(StrictModel):
     rank: int = Field(ge=1, description="1 = best")
 
 
+SelectionMethod = Literal["architect", "top-score", "consensus"]
+
+
 class Selection(StrictModel):
     winner_id: str = Field(description="the author of the winning candidate")
     winner_candidate: str | None = Field(default=None, description="the winning proposal (author@rN); None in older "
@@ -115,7 +121,7 @@ class Selection(StrictModel):
     candidates: list[str] = Field(min_length=1, description="those considered, best first: candidate ids (older "
                                   "records: author ids)")
     reason: str
-    method: Literal["architect", "top-score", "consensus"]
+    method: SelectionMethod
     runner_up: str | None = None
     architect_id: str | None = Field(default=None, description="the ARCHITECT agent that chose (method architect)")
     usage: CallUsage | None = None

@@ -325,7 +325,7 @@ def test_dataflow_is_also_read_under_its_old_name():
         DeliberationConfig.model_validate({"overlap": False})  # anything else unknown is still refused
 
 
-ZEN4_FLAGS = "fpu sse avx2 fma avx512f avx512bw avx512_bf16 avx512_vnni"  # the AMD EPYC these notes name
+ZEN4_FLAGS = "fpu sse avx2 fma avx512f avx512bw avx512_bf16 avx512_vnni"  # the Zen 4 EPYC of bench/README.md
 XEON_AVX2_FLAGS = "fpu sse avx2 fma f16c"  # an AVX2-only Xeon
 
 

@@ -11,7 +11,7 @@ from fleet.config.task import Task, TestSuite
 from fleet.engine.fake import FakeEngine
 from fleet.messages import CallUsage
 from fleet.record import Check, DeliberationRecord, Proposal, ScoreCard
-from fleet.scoring.code import extract_code
+from fleet.scoring.extract import extract_code
 from fleet.selection.base import Pool, demote_regressions
 from fleet.selection.consensus import Consensus
 from fleet.selection.models import Behaviour, BehaviourGroup

@@ -15,10 +15,12 @@ from fleet.engine.fake import FakeEngine
 from fleet.engine.protocol import ChatRequest, ChatResult, EngineClient
 from fleet.errors import EngineError
 from fleet.record import Check
-from fleet.scoring import code as code_mod
+from fleet.scoring import extract as extract_mod
+from fleet.scoring import lint as lint_mod
 from fleet.scoring.checks import coverage_check, feedback, grade, role_content_check
-from fleet.scoring.code import extract_code, lint
+from fleet.scoring.extract import extract_code
 from fleet.scoring.judge import Judge
+from fleet.scoring.lint import lint
 from fleet.scoring.ranking import components, rank, select_top_score, total_score
 
 pytestmark = pytest.mark.unit
@@ -92,8 +94,8 @@ async def test_lint_counts_ruff_findings():
 
 async def test_lint_runs_ruff_once_per_code_and_says_when_ruff_fails(monkeypatch, tmp_path):
     runs = []
-    real_run = code_mod.subprocess.run
-    monkeypatch.setattr(code_mod.subprocess, "run", lambda argv, **kw: runs.append(argv) or real_run(argv, **kw))
+    real_run = lint_mod.subprocess.run
+    monkeypatch.setattr(lint_mod.subprocess, "run", lambda argv, **kw: runs.append(argv) or real_run(argv, **kw))
     unique = f"def add(a, b):\n    return a + b  # {tmp_path}\n"
     first = await lint(unique)
     assert await lint(unique) == first and len(runs) == 1  # the feedback's lint, then the grade's: one run
@@ -101,7 +103,7 @@ async def test_lint_runs_ruff_once_per_code_and_says_when_ruff_fails(monkeypatch
     broken = tmp_path / "ruff"
     broken.write_text("#!/bin/sh\necho 'ruff: broken install' >&2\nexit 3\n")
     broken.chmod(0o755)
-    monkeypatch.setattr(code_mod, "_ruff", lambda: str(broken))
+    monkeypatch.setattr(lint_mod, "_ruff", lambda: str(broken))
     with pytest.raises(RuntimeError, match=r"ruff failed \(3\): ruff: broken install"):
         await lint(unique + "\n")  # new code: not cached
     with pytest.raises(RuntimeError):
@@ -192,7 +194,7 @@ async def test_all_parsing_of_model_code_runs_on_one_thread(monkeypatch):
         seen.add(threading.get_ident())
         return real_parse(*args, **kwargs)
 
-    monkeypatch.setattr(code_mod.ast, "parse", spy)
+    monkeypatch.setattr(extract_mod.ast, "parse", spy)
     proposals = {f"agent-dev-{i:03d}": GOOD for i in range(3)}
     await asyncio.gather(*(RubricScorer(limits=LIMITS).score(TASK, "DEV", proposals, 30) for _ in range(3)))
     assert len(seen) == 1 and threading.get_ident() not in seen

@@ -25,6 +25,7 @@ from typing import Protocol
 
 from nats.aio.msg import Msg
 from nats.errors import Error as NatsError
+from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from fleet.bus.envelope import DispatchAccepted, DispatchRejected, parse_plan
@@ -50,7 +51,7 @@ class PlanConsumer:
     def __init__(self, bus: Bus, fleet: FleetCalls, ready: Callable[[], Awaitable[None]] | None = None) -> None:
         """ready: raises `EngineNotReadyError` while the engine is not up (as the HTTP route refuses)."""
         self.bus, self.fleet, self.config, self.ready = bus, fleet, bus.config, ready
-        self.sub: object | None = None
+        self.sub: JetStreamContext.PullSubscription | None = None
         # counters since this process started (the consumer's own totals are in consumer_info)
         self.acked = self.rejected = self.redelivered = self.naked = 0
 
@@ -62,11 +63,12 @@ class PlanConsumer:
 
     async def run(self) -> None:
         """Pull and handle messages until cancelled. A batch is handled concurrently."""
-        self.sub = await self.bus.js.pull_subscribe(self.config.plan_subject, durable=self.config.durable,
-                                                    stream=self.config.plan_stream, config=self.consumer_config())
+        self.sub = sub = await self.bus.jetstream.pull_subscribe(
+            self.config.plan_subject, durable=self.config.durable, stream=self.config.plan_stream,
+            config=self.consumer_config())
         while True:
             try:
-                msgs = await self.sub.fetch(self.config.fetch_batch, timeout=1.0)
+                msgs = await sub.fetch(self.config.fetch_batch, timeout=1.0)
             except TimeoutError:  # nothing to fetch (nats' own TimeoutError is one too)
                 continue
             except NatsError as e:  # disconnected: the client reconnects by itself
@@ -145,7 +147,7 @@ class PlanConsumer:
         except NatsError as e:  # not delivered: ack_wait redelivers it anyway
             self.bus.last_error = f"nak: {type(e).__name__}: {e}"
 
-    async def pending(self) -> dict[str, int] | None:
+    async def pending(self) -> dict[str, int | None] | None:
         """The durable consumer's own counts, as the server keeps them (None: not reachable now)."""
         if self.sub is None:
             return None

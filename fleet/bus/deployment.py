@@ -20,7 +20,7 @@ from fleet.errors import EngineNotReadyError
 
 
 class FleetBus:
-    async def __init__(self, fleet_config: dict[str, Any]) -> None:
+    async def __init__(self, fleet_config: dict[str, Any]) -> None:  # type: ignore[misc]  # Serve awaits it
         """fleet_config: the app's FleetConfig as JSON, its `nats` secrets in clear (`NatsConfig.reveal`).
         Async: Serve awaits it on the replica's event loop, where the service then runs."""
         self.config = FleetConfig.model_validate(fleet_config)
@@ -49,7 +49,7 @@ class FleetBus:
         """Serve calls this every few seconds; raising makes it replace the replica."""
         if not self.service.alive():
             task = self.service.task
-            why = "cancelled" if task.cancelled() else repr(task.exception())
+            why = "never started" if task is None else "cancelled" if task.cancelled() else repr(task.exception())
             raise RuntimeError(f"the bus supervisor ended: {why}")
 
     async def __del__(self) -> None:

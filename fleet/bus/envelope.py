@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Final, Literal, TypedDict
 
 from pydantic import AwareDatetime, Field, ValidationError, field_validator
 
@@ -26,7 +26,7 @@ from fleet.config.plan import PlanApproved
 from fleet.errors import explain
 from fleet.record import DeliberationState, TokenTotals
 
-BUS_VERSION = 1
+BUS_VERSION: Final = 1
 
 
 class PlanApprovedEnvelope(PlanApproved):
@@ -82,6 +82,20 @@ class PlanRef(BusEvent):
     role: str
 
 
+class RefFields(TypedDict):
+    """The fields of a `PlanRef`, to carry from one event to the next."""
+
+    event_id: str
+    plan_id: str
+    story_id: str
+    role: str
+
+
+def ref_fields(ref: PlanRef) -> RefFields:
+    """Which plan, story and role `ref` is about: the start of every event that follows from it."""
+    return {"event_id": ref.event_id, "plan_id": ref.plan_id, "story_id": ref.story_id, "role": ref.role}
+
+
 class DispatchAccepted(PlanRef):
     """fleet's durable note that a role was dispatched (or could not be): the watcher works from it."""
 
@@ -123,14 +137,15 @@ class DeliberationFailed(PlanRef):
 
 def outcome(ref: DispatchAccepted, state: DeliberationState, url: str) -> DeliberationCompleted | DeliberationFailed:
     """The result event of a finished deliberation."""
-    base = {"event_id": ref.event_id, "plan_id": ref.plan_id, "story_id": ref.story_id, "role": ref.role,
-            "deliberation_id": state.deliberation_id, "url": url}
+    base = ref_fields(ref)
+    did = state.deliberation_id
     record = state.record
     if state.status == "done" and record is not None and record.status in ("completed", "degraded"):
-        return DeliberationCompleted(**base, status=record.status, winner_id=record.selection.winner_id
-                                     if record.selection else None,
+        status: Literal["completed", "degraded"] = "completed" if record.status == "completed" else "degraded"
+        return DeliberationCompleted(**base, deliberation_id=did, url=url, status=status,
+                                     winner_id=record.selection.winner_id if record.selection else None,
                                      scores={s.author_id: s.total for s in record.scores}, tokens=record.tokens,
                                      wall_ms=record.duration_ms)
     error_type = {"cancelled": "Cancelled", "failed": "DeliberationFailedError"}.get(state.status, "Failed")
-    return DeliberationFailed(**base, error_type=error_type, error=state.error or (record.error if record else None)
-                              or state.status)
+    return DeliberationFailed(**base, deliberation_id=did, url=url, error_type=error_type,
+                              error=state.error or (record.error if record else None) or state.status)

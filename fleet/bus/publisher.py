@@ -41,6 +41,13 @@ class Bus:
         self.last_error: str | None = None
 
     @property
+    def jetstream(self) -> JetStreamContext:
+        """The JetStream context; only after `connect()`."""
+        if self.js is None:
+            raise RuntimeError("bus: not connected to NATS (connect() first)")
+        return self.js
+
+    @property
     def connected(self) -> bool:
         return self.nc is not None and self.nc.is_connected
 
@@ -50,7 +57,8 @@ class Bus:
 
         async def on_reconnect() -> None:
             self.reconnects += 1
-            log.info("bus: reconnected to %s", self.nc.connected_url.netloc if self.nc.connected_url else "?")
+            url = self.nc.connected_url if self.nc is not None else None
+            log.info("bus: reconnected to %s", url.netloc if url else "?")
 
         async def on_disconnect() -> None:
             log.warning("bus: disconnected from NATS; reconnecting")
@@ -65,14 +73,14 @@ class Bus:
 
     async def _ensure_stream(self, name: str, subjects: list[str], dedupe_s: float | None) -> None:
         try:
-            await self.js.stream_info(name)
+            await self.jetstream.stream_info(name)
             return
         except StreamNotFound:
             pass
         config = StreamConfig(name=name, subjects=subjects, storage=StorageType.FILE)
         if dedupe_s is not None:
             config.duplicate_window = dedupe_s
-        await self.js.add_stream(config)
+        await self.jetstream.add_stream(config)
         log.info("bus: created stream %s on %s", name, subjects)
 
     async def publish(self, kind: str, event: BusEvent, msg_id: str) -> None:
@@ -81,7 +89,7 @@ class Bus:
         attempt = 0
         while True:
             try:
-                ack = await self.js.publish(subject, payload, timeout=self.config.connect_timeout_s,
+                ack = await self.jetstream.publish(subject, payload, timeout=self.config.connect_timeout_s,
                                             headers={"Nats-Msg-Id": msg_id})
             except (NatsError, TimeoutError) as e:  # server away: publish again
                 self.last_error = f"publish {subject}: {type(e).__name__}: {e}"

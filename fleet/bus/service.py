@@ -34,11 +34,11 @@ class BusService:
         self.consumer: PlanConsumer | None = None
         self.watcher: ResultWatcher | None = None
         self.restarts = 0
-        self.task: asyncio.Task | None = None
+        self.task: asyncio.Task[None] | None = None
         self._totals = {"acked": 0, "rejected": 0, "redelivered": 0, "naked": 0, "completed": 0, "failed": 0,
                         "published": 0, "duplicates_dropped": 0, "reconnects": 0}
 
-    def start(self) -> asyncio.Task:
+    def start(self) -> asyncio.Task[None]:
         self.task = asyncio.get_running_loop().create_task(self.run())
         return self.task
 

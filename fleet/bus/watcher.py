@@ -26,6 +26,7 @@ from fleet.bus.envelope import (
     DeliberationStarted,
     DispatchAccepted,
     outcome,
+    ref_fields,
 )
 from fleet.bus.publisher import Bus
 from fleet.coordinator.tracking import FINISHED
@@ -40,16 +41,16 @@ class ResultWatcher:
     def __init__(self, bus: Bus, fleet: FleetCalls) -> None:
         self.bus, self.fleet, self.config = bus, fleet, bus.config
         self.watching: dict[str, list[Msg]] = {}  # deliberation id (or event:role) -> deliveries of its record
-        self._tasks: set[asyncio.Task] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
         self.completed = self.failed = 0
 
     async def run(self) -> None:
-        config = ConsumerConfig(durable_name=f"{self.config.durable}-watch", ack_policy=AckPolicy.EXPLICIT,
-                                deliver_policy=DeliverPolicy.ALL,
-                                filter_subject=self.config.subject("dispatch.accepted"),
+        subject, durable = self.config.subject("dispatch.accepted"), f"{self.config.durable}-watch"
+        config = ConsumerConfig(durable_name=durable, ack_policy=AckPolicy.EXPLICIT,
+                                deliver_policy=DeliverPolicy.ALL, filter_subject=subject,
                                 ack_wait=self.config.ack_wait_s, max_ack_pending=MAX_WATCHING, max_deliver=-1)
-        sub = await self.bus.js.pull_subscribe(config.filter_subject, durable=config.durable_name,
-                                               stream=self.config.result_stream, config=config)
+        sub = await self.bus.jetstream.pull_subscribe(subject, durable=durable, stream=self.config.result_stream,
+                                                      config=config)
         try:
             while True:
                 try:
@@ -83,7 +84,7 @@ class ResultWatcher:
         task.add_done_callback(self._tasks.discard)
 
     async def _watch(self, key: str, ref: DispatchAccepted) -> None:
-        base = {"event_id": ref.event_id, "plan_id": ref.plan_id, "story_id": ref.story_id, "role": ref.role}
+        base = ref_fields(ref)
         did = ref.deliberation_id
         try:
             if did is None:  # the role never started (no council, ...): report it failed
@@ -117,9 +118,8 @@ class ResultWatcher:
             try:
                 state = await self.fleet.wait(did, poll_s)
             except NotFoundError as e:  # gone (a memory-only coordinator restarted): say so
-                return DeliberationFailed(event_id=ref.event_id, plan_id=ref.plan_id, story_id=ref.story_id,
-                                          role=ref.role, deliberation_id=did, url=None, error_type="NotFoundError",
-                                          error=str(e))
+                return DeliberationFailed(**ref_fields(ref), deliberation_id=did, url=None,
+                                          error_type="NotFoundError", error=str(e))
             except FleetError as e:  # the coordinator restarts: ask again
                 self.bus.last_error = f"wait {did}: {type(e).__name__}: {e}"
                 await asyncio.sleep(min(poll_s, 2.0))

@@ -1,6 +1,6 @@
 """Agents and councils: who deliberates, with which persona and sampling settings.
 
-`CouncilSpec.default(role, n)` builds the standard council: ids `agent-dev-001`..., one lens per
+`CouncilSpec.default(role, num_agents)` builds the standard council: ids `agent-dev-001`..., one lens per
 agent, distinct seeds and a spread of temperatures, so diversity comes from the agents themselves.
 """
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal, get_args
 
-from pydantic import AliasChoices, Field, model_validator
+from pydantic import AliasChoices, ConfigDict, Field, model_validator
 
 from fleet.config._base import StrictModel
 from fleet.config.council import MAX_AGENTS, CouncilSpec
@@ -52,6 +52,10 @@ class Timeouts(StrictModel):
 
 
 class DeliberationConfig(StrictModel):
+    # Merged with StrictModel's. Field names validate as well as aliases: `dataflow` already lists its own
+    # name among its aliases, and this lets the pydantic mypy plugin type __init__ by field name.
+    model_config = ConfigDict(validate_by_name=True)
+
     rounds: int = Field(default=1, ge=0, le=MAX_ROUNDS, description="critique+revise rounds; 0 skips review")
     topology: Topology = Field(
         default="all_pairs",

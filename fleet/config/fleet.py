@@ -111,7 +111,7 @@ class FleetConfig(StrictModel):
 def load_fleet_config(path: str) -> FleetConfig:
     """A `FleetConfig` from YAML: either the model itself, or a Serve config whose first application
     has `import_path: fleet...:build_app` and the model as `args`."""
-    import yaml
+    import yaml  # type: ignore[import-untyped]  # PyYAML has no inline types (types-PyYAML is not installed)
 
     with open(path) as f:
         data = yaml.safe_load(f) or {}

@@ -28,8 +28,9 @@ from fleet.config._base import StrictModel
 from fleet.config.scoring import SandboxLimits
 from fleet.config.task import Rubric, Task, TestSuite
 from fleet.errors import InvalidRequestError
-from fleet.scoring.code import extract_code
+from fleet.scoring.extract import extract_code
 from fleet.scoring.sandbox import SandboxRun, run_tests
+from fleet.selection.probes import literal_args
 
 CODE_RUBRIC = Rubric(criteria={
     "correctness": "The function returns what its docstring asks for on every valid input, edge cases included.",
@@ -155,14 +156,8 @@ def _literal_call(expr: str, name: str) -> bool:
         tree = ast.parse(expr, mode="eval").body
     except SyntaxError:
         return False
-    if not (isinstance(tree, ast.Call) and isinstance(tree.func, ast.Name) and tree.func.id == name):
-        return False
-    try:
-        for arg in [*tree.args, *(k.value for k in tree.keywords)]:
-            ast.literal_eval(arg)
-    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
-        return False
-    return True
+    return (isinstance(tree, ast.Call) and isinstance(tree.func, ast.Name) and tree.func.id == name
+            and literal_args(tree))
 
 
 def problem_task(problem: Problem) -> Task:

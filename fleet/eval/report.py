@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 
-from fleet.eval.rows import STRATEGIES, EvalRow
+from fleet.eval.rows import STRATEGIES, EvalRow, Strategy
 
 
 def wilson(passed: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -52,7 +52,9 @@ def render(rows: list[EvalRow], header: list[str] | None = None) -> str:
     if sizes:
         out.append("")
         out.append("vote: N = " + ", ".join(f"{n} ({c} problems)" for n, c in sorted(sizes.items())) + " samples")
-    pairs = [(a, b) for a in ("council", "council-nofeedback") for b in ("single", "vote", "council")
+    councils: tuple[Strategy, ...] = ("council", "council-nofeedback")
+    baselines: tuple[Strategy, ...] = ("single", "vote", "council")
+    pairs = [(a, b) for a in councils for b in baselines
              if a != b and by[a] and by[b] and not (a == "council-nofeedback" and b != "council")]
     if pairs:
         out += ["", "Paired, on the problems both ran:", "",

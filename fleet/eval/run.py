@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any, TypedDict, Unpack
 
 from pydantic import Field
 
@@ -38,10 +39,27 @@ from fleet.eval import vote
 from fleet.eval.humaneval import Problem, grade, load_problems, probe_inputs, problem_task, program, visible_examples
 from fleet.eval.rows import STRATEGIES, EvalRow, EvalSettings, Strategy, append_row, read_rows
 from fleet.record import DeliberationRecord
-from fleet.scoring.code import extract_code, lint
+from fleet.scoring.extract import extract_code
+from fleet.scoring.lint import lint
 from fleet.scoring.sandbox import run_probes
 
 MAX_VOTE_N = 64
+
+
+class Spend(TypedDict):
+    """What a strategy spent, as its `EvalRow` counts it."""
+
+    prompt_tokens: int
+    completion_tokens: int
+    calls: int
+
+
+class RowFields(Spend, total=False):
+    """What a strategy adds to its `EvalRow` besides the grade (problem, strategy, settings: the row's own)."""
+
+    oracle_pool: bool | None
+    error: str | None
+    detail: dict[str, Any]
 
 
 class EvalConfig(StrictModel):
@@ -102,14 +120,15 @@ class Evaluation:
         first = [(p, s) for p in self.problems for s in cfg.strategies if s != deferred and (p.task_id, s) not in mine]
         await self._run_all(first, mine)
         if deferred is not None and "vote" in cfg.strategies:
-            todo = [(p, "vote") for p in self.problems if (p.task_id, "vote") not in mine]
+            todo: list[tuple[Problem, Strategy]] = [(p, "vote") for p in self.problems
+                                                    if (p.task_id, "vote") not in mine]
             if todo and self.vote_n is None:
                 self.vote_n = budget_vote_n([r for k, r in {**rows, **mine}.items() if k[0] in ids])
             await self._run_all(todo, mine)
         order = {p.task_id: i for i, p in enumerate(self.problems)}
         return sorted(mine.values(), key=lambda r: (order[r.problem], STRATEGIES.index(r.strategy)))
 
-    async def _run_all(self, jobs: list[tuple[Problem, Strategy]], into: dict[tuple[str, str], EvalRow]) -> None:
+    async def _run_all(self, jobs: Sequence[tuple[Problem, Strategy]], into: dict[tuple[str, str], EvalRow]) -> None:
         slots = asyncio.Semaphore(self.config.concurrency)
 
         async def one(problem: Problem, strategy: Strategy) -> None:
@@ -134,20 +153,22 @@ class Evaluation:
         row.wall_s = time.perf_counter() - start
         return row
 
-    def _row(self, problem: Problem, strategy: Strategy, **fields) -> EvalRow:
-        return EvalRow(problem=problem.task_id, strategy=strategy, settings=self.settings,
-                       **{"passed": False, "prompt_tokens": 0, "completion_tokens": 0, "calls": 0, "wall_s": 0.0,
-                          **fields})
+    def _row(self, problem: Problem, strategy: Strategy, passed: bool = False, answer: str = "",
+             grade_output: str = "", **fields: Unpack[RowFields]) -> EvalRow:
+        return EvalRow(problem=problem.task_id, strategy=strategy, settings=self.settings, passed=passed,
+                       answer=answer, grade_output=grade_output, wall_s=0.0, **fields)
 
-    async def _graded(self, problem: Problem, strategy: Strategy, answer: str, **fields) -> EvalRow:
+    async def _graded(self, problem: Problem, strategy: Strategy, answer: str, **fields: Unpack[RowFields]) -> EvalRow:
         run = await grade(problem, answer, self.config.sandbox)
         return self._row(problem, strategy, passed=run.passed == 1 and run.total == 1, answer=answer,
                          grade_output=(run.error or run.output)[:1000], **fields)
 
-    def _seeded(self, **sampling) -> SamplingOverride | None:
-        if self.settings.seed:
-            sampling["seed"] = self.settings.seed
-        return SamplingOverride(**sampling) if sampling else None
+    def _seeded(self, temperature: float | None = None) -> SamplingOverride | None:
+        """The request's sampling: `temperature` (None: each agent's own) and the settings' seed, if any."""
+        seed = self.settings.seed or None
+        if temperature is None and seed is None:
+            return None
+        return SamplingOverride(temperature=temperature, seed=seed)
 
     async def _sampled(self, problem: Problem, strategy: Strategy) -> EvalRow:
         single = strategy == "single"
@@ -158,9 +179,10 @@ class Evaluation:
                                 sampling=self._seeded(temperature=0.0) if single else self._seeded(),
                                 prompt_layout=self.settings.prompt_layout, timeouts=self.config.timeouts)
         result = await self.fleet.sample(request)
-        tokens = {"prompt_tokens": result.tokens.prompt_tokens, "completion_tokens": result.tokens.completion_tokens,
-                  "calls": result.tokens.calls + len(result.failures)}
-        detail: dict = {"n": n, "failed_drafts": len(result.failures)}
+        tokens: Spend = {"prompt_tokens": result.tokens.prompt_tokens,
+                             "completion_tokens": result.tokens.completion_tokens,
+                             "calls": result.tokens.calls + len(result.failures)}
+        detail: dict[str, Any] = {"n": n, "failed_drafts": len(result.failures)}
         if not result.drafts:
             why = result.failures[0] if result.failures else None
             return self._row(problem, strategy, error=f"no draft: {why.error_type}: {why.message[:300]}" if why else
@@ -187,8 +209,9 @@ class Evaluation:
         """Run one sampled answer on the probe inputs; its visible examples and lint from the same run."""
         run = await run_probes(program(problem, answer), probes, self.config.sandbox)
         extract = extract_code(answer)
-        parses = extract.code is not None and extract.parse_error is None
-        findings = await lint(extract.code) if parses else None
+        code = extract.code if extract.parse_error is None else None
+        parses = code is not None
+        findings = await lint(code) if code is not None else None
         visible = 0
         if run.outputs is not None:
             got = dict(zip(probes, run.outputs, strict=True))
@@ -211,11 +234,11 @@ class Evaluation:
             if e.record is None:
                 raise
             record, error = e.record, str(e)
-        tokens = {"prompt_tokens": record.tokens.prompt_tokens, "completion_tokens": record.tokens.completion_tokens,
-                  "calls": record.tokens.calls}
-        detail = {"deliberation_id": record.deliberation_id, "status": record.status,
-                  "early_stop": any(n.startswith("early stop") for n in record.notes),
-                  "failures": len(record.failures)}
+        tokens: Spend = {"prompt_tokens": record.tokens.prompt_tokens,
+                             "completion_tokens": record.tokens.completion_tokens, "calls": record.tokens.calls}
+        detail: dict[str, Any] = {"deliberation_id": record.deliberation_id, "status": record.status,
+                                  "early_stop": any(n.startswith("early stop") for n in record.notes),
+                                  "failures": len(record.failures)}
         if record.selection is None:
             return self._row(problem, strategy, error=error or "no winner", detail=detail, **tokens)
         winner = record.selection.winner_id

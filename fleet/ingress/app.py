@@ -9,6 +9,7 @@ use. fleet's own routes (deliberations, events, councils, plan-approved, health,
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from typing import Any
 
 import ray
@@ -55,8 +56,9 @@ def make_app(api_token: str | None = None) -> FastAPI:
 
 
 class FleetIngress(OpenAiIngress):
-    async def __init__(self, llm_deployments: dict[str, Any], model_cards: dict[str, Any],
-                       fleet_config: dict[str, Any], authenticated: bool = False, bus: Any = None):
+    async def __init__(  # type: ignore[misc]  # Serve awaits an async __init__
+            self, llm_deployments: dict[str, Any], model_cards: dict[str, Any], fleet_config: dict[str, Any],
+            authenticated: bool = False, bus: Any = None) -> None:
         """authenticated: whether the app's middleware requires a bearer token (the token itself
         stays there). bus: the `FleetBus` deployment's handle, when the config has `nats`. Async:
         Serve awaits it, and it asks Serve's controller where HTTP is bound."""
@@ -69,7 +71,8 @@ class FleetIngress(OpenAiIngress):
         # controller (Serve's own name for it; no public API exposes the HTTP options to a replica).
         from ray.serve._private.constants import SERVE_CONTROLLER_NAME, SERVE_NAMESPACE
 
-        controller = ray.get_actor(SERVE_CONTROLLER_NAME, namespace=SERVE_NAMESPACE)
+        # Any: Ray types an actor handle's methods as Never (they are looked up at run time).
+        controller: Any = ray.get_actor(SERVE_CONTROLLER_NAME, namespace=SERVE_NAMESPACE)
         http = await controller.get_http_config.remote()
         check_bind(http.host, http.port, authenticated, self.config.allow_unauthenticated)
 
@@ -155,7 +158,7 @@ class FleetIngress(OpenAiIngress):
                 raise InvalidRequestError(f"Last-Event-ID must be an event number, got {last_event_id!r}")
             after = max(after, int(last_event_id))
 
-        async def stream():
+        async def stream() -> AsyncIterator[str]:
             async for event in fleet.events(deliberation_id, after):
                 yield sse(event)
 

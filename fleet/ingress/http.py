@@ -11,12 +11,16 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import logging
+from collections.abc import Sequence
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
-from starlette.middleware.base import BaseHTTPMiddleware
+from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+from starlette.responses import Response
+from starlette.types import ASGIApp
 
 from fleet.errors import FleetError, InvalidRequestError, UnauthorizedError, explain, field_of
 from fleet.ingress.web import is_console_asset
@@ -49,7 +53,7 @@ def _error(status: int, error: str, message: str) -> JSONResponse:
     return JSONResponse(status_code=status, content={"error": error, "message": message})
 
 
-def _invalid(errors: list) -> JSONResponse:
+def _invalid(errors: Sequence[Any]) -> JSONResponse:
     """422 in the error shape, plus `fields`: each error's field path and message (a form shows each
     beside its field; `message` joins them for everyone else)."""
     fields = [{"field": field_of(e["loc"]), "message": e["msg"]} for e in errors]
@@ -90,11 +94,11 @@ class BearerAuth(BaseHTTPMiddleware):
     token and sends it on every call). Paths are taken below the app's root (Serve's route_prefix).
     The token is never logged or echoed."""
 
-    def __init__(self, app, token: str) -> None:
+    def __init__(self, app: ASGIApp, token: str) -> None:
         super().__init__(app)
         self._token = token.encode()
 
-    async def dispatch(self, request: Request, call_next):
+    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
         path, root = request.url.path, request.scope.get("root_path", "")
         if root and path.startswith(root):
             path = path[len(root):] or "/"
@@ -110,7 +114,7 @@ class BearerAuth(BaseHTTPMiddleware):
 class BodyLimit(BaseHTTPMiddleware):
     """413 for a body larger than MAX_BODY_BYTES (declared length, or read so far when chunked)."""
 
-    async def dispatch(self, request: Request, call_next):
+    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
             return _error(413, "PayloadTooLarge", f"body of {declared} bytes exceeds {MAX_BODY_BYTES}")

@@ -19,11 +19,46 @@ import sys
 import traceback
 import types
 import xml.etree.ElementTree as ET
+from typing import Literal, NoReturn, NotRequired, TypedDict
 
 OUT_CHARS = 2000  # of the first failure's output
+RunKind = Literal["pytest", "check", "doctest", "probe"]  # TestSuite.kind, or probe (sandbox.run_probes)
 
 
-def _limit(spec):
+class Limits(TypedDict):
+    """The rlimits of `SandboxLimits` (fleet.config.scoring) the runner sets on itself."""
+
+    cpu_s: int
+    memory_mib: int
+    file_mib: int
+
+
+class Spec(TypedDict):
+    """`spec.json`, written by the host (sandbox._run_blocking)."""
+
+    kind: RunKind
+    entry_point: str | None
+    limits: Limits
+    nonce: str
+    uid: int | None
+    declared_tests: int
+    net: Literal["bwrap", "guard"]
+    nproc: int
+
+
+class Result(TypedDict):
+    """`result.json`, read back by the host (sandbox._result) as untrusted data."""
+
+    passed: int
+    total: int
+    output: str
+    outputs: NotRequired[list[str]]  # run_probe only
+    errors: NotRequired[list[str]]
+    nonce: NotRequired[str]  # added by main
+    net: NotRequired[str]
+
+
+def _limit(spec: Spec) -> None:
     lim = spec["limits"]
     for name, value in (("RLIMIT_CPU", lim["cpu_s"]), ("RLIMIT_AS", lim["memory_mib"] << 20),
                         ("RLIMIT_FSIZE", lim["file_mib"] << 20), ("RLIMIT_CORE", 0), ("RLIMIT_NOFILE", 256),
@@ -31,7 +66,7 @@ def _limit(spec):
         resource.setrlimit(getattr(resource, name), (value, value))
 
 
-def _no_network(spec):
+def _no_network(spec: Spec) -> str:
     if spec["net"] != "guard":
         return spec["net"]
     try:  # a new, empty network namespace (needs root): the same cut as bubblewrap's
@@ -40,15 +75,15 @@ def _no_network(spec):
     except OSError:
         pass
 
-    def refuse(*args, **kwargs):
+    def refuse(*args: object, **kwargs: object) -> NoReturn:
         raise PermissionError("network access is disabled in fleet's sandbox")
 
-    socket.socket = refuse  # type: ignore[assignment, misc]
-    socket.create_connection = refuse  # type: ignore[assignment]
+    socket.socket = refuse  # type: ignore[assignment, misc]  # replacing the class is the point
+    socket.create_connection = refuse
     return "socket-guard"
 
 
-def _drop(spec):
+def _drop(spec: Spec) -> None:
     uid = spec.get("uid")
     if uid is not None:
         os.setgroups([])
@@ -56,7 +91,7 @@ def _drop(spec):
         os.setuid(uid)
 
 
-def _solution_module():
+def _solution_module() -> types.ModuleType:
     module = types.ModuleType("solution")
     module.__file__ = os.path.abspath("solution.py")
     sys.modules["solution"] = module
@@ -65,11 +100,11 @@ def _solution_module():
     return module
 
 
-def _fail_text():
+def _fail_text() -> str:
     return traceback.format_exc(limit=-4)[-OUT_CHARS:]
 
 
-def run_pytest(spec):
+def run_pytest(spec: Spec) -> Result:
     import pytest
 
     out = io.StringIO()
@@ -97,7 +132,7 @@ def run_pytest(spec):
     return {"passed": passed, "total": total, "output": first[-OUT_CHARS:] if first else ""}
 
 
-def run_check(spec):
+def run_check(spec: Spec) -> Result:
     try:
         module = _solution_module()
         # The check runs among the solution's globals, as in HumanEval's own harness (one program:
@@ -105,13 +140,13 @@ def run_check(spec):
         namespace = dict(module.__dict__)
         with open("test_task.py") as f:
             exec(compile(f.read(), "test_task.py", "exec"), namespace)
-        namespace["check"](getattr(module, spec["entry_point"]))
+        namespace["check"](getattr(module, spec["entry_point"] or ""))  # set for kind "check" (TestSuite)
     except BaseException:  # SystemExit and friends are the code's failures too
         return {"passed": 0, "total": 1, "output": _fail_text()}
     return {"passed": 1, "total": 1, "output": ""}
 
 
-def run_doctest(spec):
+def run_doctest(spec: Spec) -> Result:
     with open("test_task.py") as f:
         text = f.read()
     try:
@@ -127,14 +162,16 @@ def run_doctest(spec):
             "output": out.getvalue()[:OUT_CHARS]}
 
 
-def run_probe(spec):
+def run_probe(spec: Spec) -> Result:
     with open("test_task.py") as f:
         expressions = json.load(f)
     try:
         module = _solution_module()
     except BaseException:
         return {"passed": 0, "total": len(expressions), "output": _fail_text()}
-    outputs, errors, passed = [], [], 0
+    outputs: list[str] = []
+    errors: list[str] = []
+    passed = 0
     for expression in expressions:
         try:
             value = eval(compile(expression, "probe", "eval"), dict(module.__dict__))
@@ -147,9 +184,9 @@ def run_probe(spec):
     return {"passed": passed, "total": len(expressions), "output": "", "outputs": outputs, "errors": errors}
 
 
-def main():
+def main() -> None:
     with open("spec.json") as f:
-        spec = json.load(f)
+        spec: Spec = json.load(f)
     os.unlink("spec.json")
     _limit(spec)
     net = _no_network(spec)
@@ -157,7 +194,8 @@ def main():
     sys.path.insert(0, os.getcwd())
     result = {"run_pytest": run_pytest, "run_check": run_check, "run_doctest": run_doctest,
               "run_probe": run_probe}[f"run_{spec['kind']}"](spec)
-    result.update(nonce=spec["nonce"], net=net)
+    result["nonce"] = spec["nonce"]
+    result["net"] = net
     with open("result.json", "w") as f:
         json.dump(result, f)
     sys.stdout.flush()

@@ -15,9 +15,10 @@ from collections.abc import Callable, Sequence
 from fleet.config.scoring import SandboxLimits
 from fleet.config.task import Task, TestSuite
 from fleet.messages import ExecutionFeedback
-from fleet.record import Check
-from fleet.scoring.code import PARSE_THREAD, CodeExtract, extract_code, lint
+from fleet.record import Check, CheckStatus
 from fleet.scoring.counterexample import behaviour_feedback
+from fleet.scoring.extract import PARSE_THREAD, CodeExtract, extract_code
+from fleet.scoring.lint import lint
 from fleet.scoring.sandbox import SandboxRun, run_tests
 from fleet.selection.probes import defined_names, visible_inputs
 
@@ -39,7 +40,6 @@ ROLE_CONTENT: dict[str, list[str]] = {
                r"rollback|reliab|availability|infrastructure"],
     "DATA": [r"pipeline|etl|ingest", r"schema|table|column", r"migration|backfill", r"quality|validat|null"],
 }
-_CODE_BLOCK = re.compile(r"```([a-zA-Z0-9_+-]*)\n(.*?)(?:```|\Z)", re.S)
 
 
 def coverage_check(text: str, role: str = "") -> Check:
@@ -65,7 +65,7 @@ def length_check(role: str, text: str, min_words: int = 80) -> Check:
                  detail=f"{words} words (want >= {min_words})")
 
 
-def _status(ok: bool) -> str:
+def _status(ok: bool) -> CheckStatus:
     return "passed" if ok else "failed"
 
 

@@ -45,7 +45,8 @@ from pydantic import Field
 from fleet.config._base import StrictModel
 from fleet.config.scoring import SandboxLimits
 from fleet.config.task import TestSuite
-from fleet.scoring.code import PARSE_THREAD
+from fleet.scoring._runner import Limits, RunKind, Spec
+from fleet.scoring.extract import PARSE_THREAD
 
 RUNNER = Path(__file__).with_name("_runner.py")
 _SANDBOX_UID_BASE = 200_000  # + a per-run number: uids no account uses, a fresh one per run
@@ -53,6 +54,7 @@ _run_numbers = itertools.count()
 # Runs at once per event loop: every run is CPU work on the same cores as the engine.
 _MAX_PARALLEL = 2
 _PROBE_CHARS = 500  # a probe's repr kept (values are compared, not read)
+SandboxKind = Literal["bwrap", "rlimit"]
 _slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = weakref.WeakKeyDictionary()
 
 
@@ -60,7 +62,7 @@ class SandboxRun(StrictModel):
     """One graded run. `passed`/`total` count tests (or doctest examples); `error` says why the run
     itself failed (timeout, output limit, no result), in which case nothing passed."""
 
-    sandbox: Literal["bwrap", "rlimit"]
+    sandbox: SandboxKind
     network: str = Field(description="how the network was cut: bwrap, netns or socket-guard")
     passed: int = Field(ge=0)
     total: int = Field(ge=0)
@@ -141,7 +143,7 @@ def _declared_tests(suite: TestSuite) -> int:
 
 
 def _run_process(argv: list[str], work: Path, env: dict[str, str], wall_s: float, cap: int,
-                 started: list[subprocess.Popen]) -> tuple[int, bytes, str | None]:
+                 started: list[subprocess.Popen[bytes]]) -> tuple[int, bytes, str | None]:
     """Blocking (a worker thread's): start `argv` in a session of its own (appended to `started`, so
     that a cancelled caller can kill it), keep the first `cap` bytes of its output until every writer
     closes it, kill the process group at `wall_s` or past `cap`, and reap it. Returns the exit code,
@@ -151,11 +153,13 @@ def _run_process(argv: list[str], work: Path, env: dict[str, str], wall_s: float
     proc = subprocess.Popen(argv, cwd=work, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, start_new_session=True)
     started.append(proc)
+    stdout = proc.stdout
+    assert stdout is not None  # stdout=PIPE
     try:
         data = bytearray()
         error = None
         with selectors.DefaultSelector() as sel:
-            sel.register(proc.stdout, selectors.EVENT_READ)
+            sel.register(stdout, selectors.EVENT_READ)
             while True:
                 left = deadline - time.monotonic()
                 if left <= 0:
@@ -163,7 +167,7 @@ def _run_process(argv: list[str], work: Path, env: dict[str, str], wall_s: float
                     break
                 if not sel.select(left):
                     continue
-                chunk = os.read(proc.stdout.fileno(), 65536)
+                chunk = os.read(stdout.fileno(), 65536)
                 if not chunk:  # EOF: bwrap and everything it started closed the pipe
                     break
                 if len(data) + len(chunk) > cap:
@@ -184,11 +188,11 @@ def _run_process(argv: list[str], work: Path, env: dict[str, str], wall_s: float
         proc.wait()
         raise
     finally:
-        proc.stdout.close()
+        stdout.close()
     return proc.returncode, bytes(data), error
 
 
-def _kill(proc: subprocess.Popen) -> None:
+def _kill(proc: subprocess.Popen[bytes]) -> None:
     if proc.returncode is None:  # not reaped yet, so the group id is still the run's own
         try:
             os.killpg(proc.pid, signal.SIGKILL)  # the whole group: bwrap and everything under it
@@ -214,13 +218,13 @@ async def run_probes(code: str, expressions: list[str], limits: SandboxLimits | 
     return await _sandboxed(code, "probe", json.dumps(expressions), None, len(expressions), limits)
 
 
-async def _sandboxed(code: str, kind: str, source: str, entry_point: str | None, declared: int,
+async def _sandboxed(code: str, kind: RunKind, source: str, entry_point: str | None, declared: int,
                      limits: SandboxLimits | None) -> SandboxRun:
     limits = limits or SandboxLimits()
-    mode = limits.mode
-    if mode != "rlimit" and await asyncio.to_thread(bwrap_works):
+    mode: SandboxKind
+    if limits.mode != "rlimit" and await asyncio.to_thread(bwrap_works):
         mode = "bwrap"
-    elif mode == "bwrap":
+    elif limits.mode == "bwrap":
         raise RuntimeError("sandbox mode 'bwrap' was asked for, but bubblewrap cannot run here")
     else:
         mode = "rlimit"
@@ -229,11 +233,11 @@ async def _sandboxed(code: str, kind: str, source: str, entry_point: str | None,
         return await _run(code, kind, source, entry_point, declared, limits, mode)
 
 
-async def _run(code: str, kind: str, source: str, entry_point: str | None, declared: int, limits: SandboxLimits,
-               mode: str) -> SandboxRun:
+async def _run(code: str, kind: RunKind, source: str, entry_point: str | None, declared: int, limits: SandboxLimits,
+               mode: SandboxKind) -> SandboxRun:
     # The whole run is blocking work on a worker thread: asyncio's subprocess transport cost this loop,
     # the one every deliberation's coordination runs on, ~3 ms of its own CPU per run (one hop: ~2 ms).
-    started: list[subprocess.Popen] = []
+    started: list[subprocess.Popen[bytes]] = []
     try:
         return await asyncio.to_thread(_run_blocking, code, kind, source, entry_point, declared, limits, mode,
                                        started)
@@ -243,8 +247,8 @@ async def _run(code: str, kind: str, source: str, entry_point: str | None, decla
         raise
 
 
-def _run_blocking(code: str, kind: str, source: str, entry_point: str | None, declared: int,
-                  limits: SandboxLimits, mode: str, started: list[subprocess.Popen]) -> SandboxRun:
+def _run_blocking(code: str, kind: RunKind, source: str, entry_point: str | None, declared: int,
+                  limits: SandboxLimits, mode: SandboxKind, started: list[subprocess.Popen[bytes]]) -> SandboxRun:
     root = os.geteuid() == 0
     # Without bubblewrap nothing can re-expose a Python installed under a 0700 home to another uid,
     # and lazy stdlib imports would then fail: such a run stays root (RLIMIT_NPROC cannot bind it).
@@ -254,7 +258,7 @@ def _run_blocking(code: str, kind: str, source: str, entry_point: str | None, de
     start = time.perf_counter()
     work = Path(tempfile.mkdtemp(prefix="fleet-sandbox-"))
     try:
-        spec = {"kind": kind, "entry_point": entry_point, "limits": limits.model_dump(),
+        spec: Spec = {"kind": kind, "entry_point": entry_point, "limits": _rlimits(limits),
                 "nonce": nonce, "uid": uid, "declared_tests": declared,
                 "net": "bwrap" if mode == "bwrap" else "guard",
                 # Root: the uid is the sandbox's own. Otherwise the count includes the user's other processes.
@@ -273,10 +277,9 @@ def _run_blocking(code: str, kind: str, source: str, entry_point: str | None, de
         shutil.rmtree(work, True)
 
 
-def _result(work: Path, nonce: str, mode: str, exit_code: int | None, error: str | None, output: bytes,
+def _result(work: Path, nonce: str, mode: SandboxKind, exit_code: int | None, error: str | None, output: bytes,
             declared: int, wall_ms: float) -> SandboxRun:
     text = output.decode(errors="replace")
-    base = {"sandbox": mode, "exit_code": exit_code, "wall_ms": wall_ms}
     data = None
     if error is None:
         try:
@@ -292,14 +295,21 @@ def _result(work: Path, nonce: str, mode: str, exit_code: int | None, error: str
             data = None
     if data is None:
         network = "bwrap" if mode == "bwrap" else "unknown"
-        return SandboxRun(**base, network=network, passed=0, total=declared, output=text[-2000:], error=error)
+        return SandboxRun(sandbox=mode, exit_code=exit_code, wall_ms=wall_ms, network=network, passed=0,
+                          total=declared, output=text[-2000:], error=error)
     total = max(int(data.get("total", 0)), 0)
     outputs = data.get("outputs")
     outputs = [str(o)[:_PROBE_CHARS] for o in outputs] if isinstance(outputs, list) else None
     errors = data.get("errors")
     errors = [str(e)[:_PROBE_CHARS] for e in errors] if isinstance(errors, list) and outputs is not None else None
-    return SandboxRun(**base, network=str(data.get("net", "")), passed=min(max(int(data.get("passed", 0)), 0), total),
-                      total=total, output=str(data.get("output", ""))[:2000], outputs=outputs, errors=errors)
+    return SandboxRun(sandbox=mode, exit_code=exit_code, wall_ms=wall_ms, network=str(data.get("net", "")),
+                      passed=min(max(int(data.get("passed", 0)), 0), total), total=total,
+                      output=str(data.get("output", ""))[:2000], outputs=outputs, errors=errors)
+
+
+def _rlimits(limits: SandboxLimits) -> Limits:
+    """What the runner sets as rlimits; the rest of `limits` is the host's to enforce."""
+    return {"cpu_s": limits.cpu_s, "memory_mib": limits.memory_mib, "file_mib": limits.file_mib}
 
 
 def _write_files(work: Path, files: dict[str, str], uid: int | None) -> None:

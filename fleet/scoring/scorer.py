@@ -82,15 +82,18 @@ class RubricScorer(Scorer):
               for a, c in zip(authors, graded, strict=True)),
             return_exceptions=True,
         )
+        judged: list[JudgeVerdict] = []
         for author, v in zip(authors, verdicts, strict=True):
-            if isinstance(v, BaseException):
-                if isinstance(v, asyncio.CancelledError):
-                    raise v
-                outcome.failures.append(AgentFailure(agent_id=JUDGE_ID, stage="judge", round=0,
-                                                     error_type=type(v).__name__, message=f"{author}: {v}"))
+            if not isinstance(v, BaseException):
+                judged.append(v)
+                continue
+            if isinstance(v, asyncio.CancelledError):
+                raise v
+            outcome.failures.append(AgentFailure(agent_id=JUDGE_ID, stage="judge", round=0,
+                                                 error_type=type(v).__name__, message=f"{author}: {v}"))
         if outcome.failures:
             outcome.notes.append(f"judge failed on {len(outcome.failures)} proposal(s): totals leave it out")
         else:
-            for s, v in zip(outcome.scored, verdicts, strict=True):
-                s.judge = v
+            for s, verdict in zip(outcome.scored, judged, strict=True):
+                s.judge = verdict
         return outcome

@@ -14,14 +14,11 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
-from typing import Literal
 
 from fleet.config.task import Task
 from fleet.messages import CallUsage
-from fleet.record import Proposal, ScoreCard, Selection
+from fleet.record import Proposal, ScoreCard, Selection, SelectionMethod
 from fleet.selection.models import Behaviour
-
-Method = Literal["architect", "top-score", "consensus"]  # Selection.method
 
 
 @dataclass
@@ -108,7 +105,7 @@ def demote_regressions(cards: list[ScoreCard], proposals: dict[str, Proposal]) -
     return [by[c].model_copy(update={"rank": i + 1}) for i, c in enumerate(order)], notes
 
 
-def selection(pool: Pool, winner: str, candidates: list[str], method: Method, reason: str,
+def selection(pool: Pool, winner: str, candidates: list[str], method: SelectionMethod, reason: str,
               runner_up: str | None = None, architect_id: str | None = None,
               usage: CallUsage | None = None) -> Selection:
     return Selection(winner_id=pool.proposals[winner].author_id if winner in pool.proposals else winner,

@@ -23,7 +23,7 @@ import doctest
 
 from fleet.config.scoring import SandboxLimits
 from fleet.config.task import Task, TestSuite
-from fleet.scoring.code import PARSE_THREAD, extract_code
+from fleet.scoring.extract import PARSE_THREAD, extract_code
 from fleet.scoring.sandbox import run_probes
 from fleet.selection.models import ProbeRow
 
@@ -31,7 +31,12 @@ MAX_VISIBLE = 16
 MAX_WRITTEN = 8
 
 
-def _literal_args(call: ast.Call) -> bool:
+def literal_args(call: ast.Call) -> bool:
+    """Whether every argument of `call` is a literal (and none is a `**mapping`).
+
+    >>> literal_args(ast.parse("f([1, 2], k='a')", mode="eval").body)
+    True
+    """
     try:
         for arg in [*call.args, *(k.value for k in call.keywords)]:
             ast.literal_eval(arg)
@@ -43,7 +48,7 @@ def _literal_args(call: ast.Call) -> bool:
 def _as_call(node: ast.AST, names: dict[str, str], modules: set[str]) -> str | None:
     """`node` as the call expression to probe with (its function renamed to what the code defines),
     or None when it is not a call of the code under test with literal arguments."""
-    if not isinstance(node, ast.Call) or not _literal_args(node):
+    if not isinstance(node, ast.Call) or not literal_args(node):
         return None
     f = node.func
     if isinstance(f, ast.Name) and f.id in names:
@@ -60,11 +65,11 @@ def _suite_inputs(suite: TestSuite) -> list[str]:
         out = []
         for ex in doctest.DocTestParser().get_examples(suite.source):
             try:
-                node = ast.parse(ex.source.strip(), mode="eval").body
+                example = ast.parse(ex.source.strip(), mode="eval").body
             except SyntaxError:
                 continue
-            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
-                call = _as_call(node, {node.func.id: node.func.id}, set())
+            if isinstance(example, ast.Call) and isinstance(example.func, ast.Name):
+                call = _as_call(example, {example.func.id: example.func.id}, set())
                 if call is not None:
                     out.append(call)
         return out
