@@ -44,7 +44,7 @@ def build_app(args: dict[str, Any]) -> Application:
             name="FleetBus", num_replicas=1, ray_actor_options={"num_cpus": 0}, health_check_period_s=5,
         ).bind(fleet_config={**args, "nats": config.nats.reveal()})
     # num_cpus=0: on a 2-CPU node the engine's placement group holds the CPUs; an ingress that asks
-    # for one is never scheduled and the app hangs (ENGINE_NOTES).
+    # for one is never scheduled and the app hangs (seen on the 2-core machines).
     # serve.deployment()(cls), not serve.deployment(cls): the same Deployment, in the form Ray's types describe.
     return serve.deployment()(ingress).options(
         name="FleetIngress", num_replicas=config.ingress_replicas, ray_actor_options={"num_cpus": 0},

@@ -75,8 +75,7 @@ class DeliberationConfig(StrictModel):
     feedback: bool = Field(
         default=True, description="show authors and critics what the code did (visible tests, lint); False: they "
         "work from the critiques alone, no early stop (the checks still rank the finals)")
-    # (AliasChoices keeps the old name working; the plugin counts any non-literal alias as "dynamic")
-    dataflow: bool = Field(  # type: ignore[pydantic-alias]
+    dataflow: bool = Field(  # AliasChoices: records stored with the old name still load
         default=True, validation_alias=AliasChoices("dataflow", "overlap_drafts"),
         description="each call starts once its inputs exist: a critique of round k once the proposal it reviews and "
         "its critic's own are final for round k-1 (a draft's critiques while other drafts are still being written), "
