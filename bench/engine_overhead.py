@@ -29,7 +29,7 @@ from fleet.config.deliberation import SamplingOverride
 from fleet.coordinator.topology import review_pairs
 from fleet.engine.client import engine_client
 from fleet.messages import Candidate, CritiqueRequest, GenerateRequest, ReceivedCritique, ReviseRequest, SelectRequest
-from fleet.record import DeliberationRecord
+from fleet.schemas.record import DeliberationRecord
 from fleet.scoring.judge import card_summary
 
 TASK_FILE = Path(__file__).resolve().parent.parent / "examples" / "rate_limiter.json"

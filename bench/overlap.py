@@ -19,7 +19,7 @@ import statistics
 from pathlib import Path
 
 from fleet import DeliberationConfig, EngineSpec, Fleet, FleetConfig, Task
-from fleet.record import DeliberationRecord
+from fleet.schemas.record import DeliberationRecord
 
 TASK_FILE = Path(__file__).resolve().parent.parent / "examples" / "rate_limiter.json"
 

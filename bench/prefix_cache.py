@@ -26,7 +26,7 @@ from ray import serve
 
 from fleet import DeliberationConfig, EngineSpec, Fleet, FleetConfig, Task
 from fleet.config.engine import CODER_MODEL_ID
-from fleet.record import DeliberationRecord
+from fleet.schemas.record import DeliberationRecord
 
 TASK_FILE = Path(__file__).resolve().parent.parent / "examples" / "rate_limiter.json"
 LAYOUTS = ("persona_first", "shared_prefix")

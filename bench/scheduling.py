@@ -25,7 +25,7 @@ import time
 
 from fleet import DeliberationConfig, EngineSpec, FakeEngineConfig, Fleet, FleetConfig, Task
 from fleet.config.deliberation import SamplingOverride
-from fleet.record import DeliberationRecord
+from fleet.schemas.record import DeliberationRecord
 
 TASK = Task(description="Add rate limiting to the login endpoint")
 

@@ -11,8 +11,6 @@ from fleet.config.council import AgentSpec, CouncilSpec, NewAgent, NewCouncil, S
 from fleet.config.deliberation import DeliberationConfig, DeliberationRequest, SamplingOverride, Timeouts
 from fleet.config.engine import EngineSpec, FakeEngineConfig
 from fleet.config.fleet import FleetConfig, RayOptions
-from fleet.config.inputs import DeliberationInput
-from fleet.config.plan import PlanApproved, PlanDispatch
 from fleet.config.task import Rubric, Task
 from fleet.driver import Fleet
 from fleet.errors import (
@@ -27,7 +25,8 @@ from fleet.errors import (
     NotFoundError,
     UserError,
 )
-from fleet.record import DeliberationEvent, DeliberationRecord, DeliberationState
+from fleet.schemas.api import DeliberationEvent, DeliberationInput, DeliberationState, PlanApproved, PlanDispatch
+from fleet.schemas.record import DeliberationRecord
 
 __all__ = [
     "AgentCallError",

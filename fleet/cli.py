@@ -23,7 +23,8 @@ from fleet.config.task import Task
 from fleet.driver import Fleet
 from fleet.errors import DeliberationFailedError, FleetError, InvalidRequestError, UserError
 from fleet.eval.rows import STRATEGIES
-from fleet.record import DeliberationRecord, DeliberationState
+from fleet.schemas.api import DeliberationState
+from fleet.schemas.record import DeliberationRecord
 from fleet.transcript import render
 
 

@@ -22,12 +22,18 @@ from fleet.bootstrap import RunningFleet
 from fleet.config.council import AgentSpec, CouncilSpec, NewAgent
 from fleet.config.deliberation import DeliberationConfig, DeliberationRequest, SampleRequest, SamplingOverride
 from fleet.config.fleet import FleetConfig, RayOptions
-from fleet.config.inputs import DeliberationInput
-from fleet.config.plan import PlanApproved, PlanDispatch
 from fleet.config.task import Task
 from fleet.coordinator.api import CoordinatorAPI
 from fleet.errors import InvalidRequestError, explain
-from fleet.record import DeliberationEvent, DeliberationRecord, DeliberationState, Lifecycle, SampleResult
+from fleet.schemas.api import (
+    DeliberationEvent,
+    DeliberationInput,
+    DeliberationState,
+    Lifecycle,
+    PlanApproved,
+    PlanDispatch,
+)
+from fleet.schemas.record import DeliberationRecord, SampleResult
 
 Topology = Literal["all_pairs", "ring"]
 

@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Self
 
 if TYPE_CHECKING:  # only for the type: every room imports this module, so it imports none of theirs
-    from fleet.record import DeliberationRecord
+    from fleet.schemas.record import DeliberationRecord
 
 
 class FleetError(Exception):

@@ -18,16 +18,9 @@ from rich.live import Live
 from rich.table import Table
 
 from fleet.config.deliberation import DeliberationRequest
-from fleet.record import (
-    AgentFailure,
-    Critique,
-    DeliberationEvent,
-    DeliberationState,
-    Proposal,
-    ScoreCard,
-    Selection,
-    StatusChange,
-)
+from fleet.schemas.api import DeliberationEvent, DeliberationState, StatusChange
+from fleet.schemas.record import AgentFailure, Critique, Proposal, Selection
+from fleet.schemas.scoring import ScoreCard
 
 
 class FollowedFleet(Protocol):

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import textwrap
 
-from fleet.messages import ExecutionFeedback
-from fleet.record import DeliberationRecord, ScoreCard
+from fleet.schemas.record import DeliberationRecord, ExecutionFeedback
+from fleet.schemas.scoring import ScoreCard
 from fleet.selection.models import Behaviour
 
 

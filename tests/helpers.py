@@ -12,8 +12,8 @@ from fleet.config.task import Rubric, Task
 from fleet.coordinator.councils import CouncilRegistry
 from fleet.coordinator.deliberation import Deliberation
 from fleet.coordinator.pool import LocalPool
+from fleet.coordinator.state_store import Checkpoint
 from fleet.engine.fake import FakeEngine
-from fleet.record import Checkpoint
 from fleet.scoring.judge import Judge
 from fleet.scoring.scorer import RubricScorer
 

@@ -12,9 +12,8 @@ from fleet.bus.envelope import DeliberationCompleted, DeliberationFailed, Dispat
 from fleet.bus.service import BusService
 from fleet.config.bus import NatsConfig
 from fleet.config.fleet import FleetConfig
-from fleet.config.plan import PlanApproved, PlanDispatch, RoleDispatch
 from fleet.coordinator.deliberation import plan_deliberation_id
-from fleet.record import DeliberationState
+from fleet.schemas.api import DeliberationState, PlanApproved, PlanDispatch, RoleDispatch
 
 pytestmark = pytest.mark.unit
 

@@ -14,7 +14,7 @@ from rich.console import Console
 from fleet.cli import main
 from fleet.coordinator.store import SqlStore
 from fleet.live import Board, follow
-from fleet.record import DeliberationEvent, DeliberationState, StatusChange
+from fleet.schemas.api import DeliberationEvent, DeliberationState, StatusChange
 from fleet.transcript import markdown
 
 pytestmark = pytest.mark.unit

@@ -16,7 +16,7 @@ from fleet.coordinator import client as client_module
 from fleet.coordinator.client import CoordinatorClient
 from fleet.driver import Fleet
 from fleet.errors import CoordinatorUnavailableError
-from fleet.record import DeliberationEvent, DeliberationState, StatusChange
+from fleet.schemas.api import DeliberationEvent, DeliberationState, StatusChange
 
 pytestmark = pytest.mark.unit
 NOW = datetime(2026, 1, 1, tzinfo=UTC)

@@ -9,8 +9,9 @@ from helpers import local_deliberation
 from fleet.config.engine import FakeEngineConfig
 from fleet.config.task import Task, TestSuite
 from fleet.engine.fake import FakeEngine
-from fleet.messages import CallUsage
-from fleet.record import Check, DeliberationRecord, Proposal, ScoreCard
+from fleet.schemas.record import DeliberationRecord, Proposal
+from fleet.schemas.scoring import Check, ScoreCard
+from fleet.schemas.usage import CallUsage
 from fleet.scoring.extract import extract_code
 from fleet.selection.base import Pool, demote_regressions
 from fleet.selection.consensus import Consensus

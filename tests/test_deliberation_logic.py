@@ -343,7 +343,7 @@ def _draft_end(record, agent: str) -> float:
 
 
 async def test_a_drafts_critiques_start_as_soon_as_it_exists_and_the_drafts_checkpoint_leaves_them_out():
-    from fleet.record import Checkpoint
+    from fleet.coordinator.state_store import Checkpoint
 
     engine = FakeEngine(FakeEngineConfig(latency_s=0.05, agent_latency_s={"agent-dev-001": 1.0}))  # 001 is slow
     checkpoints: list[Checkpoint] = []
@@ -386,7 +386,7 @@ async def test_a_drafts_critiques_start_as_soon_as_it_exists_and_the_drafts_chec
 
 
 async def test_an_agent_can_be_a_round_ahead_of_a_slower_one_and_each_rounds_checkpoint_leaves_later_ones_out():
-    from fleet.record import Checkpoint
+    from fleet.coordinator.state_store import Checkpoint
 
     # ring of 4: 001 reviews 002, 002 reviews 003, 003 reviews 004, 004 reviews 001; 001 is slow.
     # 003 and 004 depend on 001 in neither round (003's critic is 002, 004's is 003).
@@ -506,7 +506,7 @@ async def test_a_requests_sampling_rides_on_each_call_and_leaves_the_agents_as_t
 
 
 async def test_a_resumed_deliberation_runs_only_the_stages_after_its_checkpoint():
-    from fleet.record import Checkpoint
+    from fleet.coordinator.state_store import Checkpoint
 
     checkpoints: list[Checkpoint] = []
     first, _ = local_deliberation(n=3, rounds=2, on_checkpoint=checkpoints.append)
@@ -531,7 +531,7 @@ async def test_a_resumed_deliberation_runs_only_the_stages_after_its_checkpoint(
 
 
 async def test_a_checkpoint_keeps_who_failed_out():
-    from fleet.record import Checkpoint
+    from fleet.coordinator.state_store import Checkpoint
 
     checkpoints: list[Checkpoint] = []
     engine = FakeEngine(FakeEngineConfig(fail_agents=["agent-dev-002"]))

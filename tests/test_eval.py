@@ -18,8 +18,8 @@ from fleet.eval.report import render, wilson
 from fleet.eval.rows import EvalRow, EvalSettings, append_row, read_rows
 from fleet.eval.run import EvalConfig, Evaluation, budget_vote_n
 from fleet.eval.vote import Ballot, choose
-from fleet.messages import CallUsage
-from fleet.record import DeliberationRecord, Proposal, SampleResult, Selection, TokenTotals
+from fleet.schemas.record import DeliberationRecord, Proposal, SampleResult, Selection
+from fleet.schemas.usage import CallUsage, TokenTotals
 from fleet.scoring.sandbox import run_tests
 
 pytestmark = pytest.mark.unit

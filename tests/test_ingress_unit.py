@@ -7,11 +7,10 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
-from fleet.config.inputs import DeliberationInput
 from fleet.errors import EngineNotReadyError, NotFoundError, OverloadedError
 from fleet.ingress.app import FleetIngress, make_app
 from fleet.ingress.http import MAX_BODY_BYTES, sse
-from fleet.record import DeliberationEvent, StatusChange
+from fleet.schemas.api import DeliberationEvent, DeliberationInput, StatusChange
 
 pytestmark = pytest.mark.unit
 
@@ -87,8 +86,7 @@ async def test_wait_true_answers_with_a_status_code_that_says_how_it_ended(statu
     from fastapi import Response
 
     from fleet.config.fleet import FleetConfig
-    from fleet.config.inputs import DeliberationInput
-    from fleet.record import DeliberationState
+    from fleet.schemas.api import DeliberationInput, DeliberationState
 
     class StandIn:
         config = FleetConfig()

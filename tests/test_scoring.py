@@ -14,7 +14,7 @@ from fleet.config.task import Task, TestSuite
 from fleet.engine.fake import FakeEngine
 from fleet.engine.protocol import ChatRequest, ChatResult, EngineClient
 from fleet.errors import EngineError
-from fleet.record import Check
+from fleet.schemas.scoring import Check
 from fleet.scoring import extract as extract_mod
 from fleet.scoring import lint as lint_mod
 from fleet.scoring.checks import coverage_check, feedback, grade, role_content_check

@@ -11,9 +11,9 @@ import pytest
 from fleet import DeliberationConfig, EngineSpec, FakeEngineConfig, FleetConfig, Task
 from fleet.config.council import CouncilSpec, NewAgent
 from fleet.config.deliberation import DeliberationRequest
-from fleet.config.plan import PlanApproved
 from fleet.coordinator.coordinator import Coordinator
 from fleet.coordinator.state_store import NullStore
+from fleet.schemas.api import PlanApproved
 
 pytestmark = [pytest.mark.ray, pytest.mark.timeout(300)]
 

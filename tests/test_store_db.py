@@ -12,10 +12,9 @@ import sqlalchemy as sa
 
 from fleet import FleetConfig
 from fleet.config.council import CouncilSpec
-from fleet.config.plan import PlanDispatch, RoleDispatch
 from fleet.coordinator.store import SCHEMA_VERSION, SqlStore, database_url, redacted
 from fleet.errors import StoreError
-from fleet.record import DeliberationEvent, DeliberationState, StatusChange
+from fleet.schemas.api import DeliberationEvent, DeliberationState, PlanDispatch, RoleDispatch, StatusChange
 
 pytestmark = [pytest.mark.unit, pytest.mark.timeout(180)]
 
@@ -156,7 +155,8 @@ def test_locations_and_config():
 def test_a_run_keeps_its_request_council_and_last_checkpoint_until_it_ends(location):
     from fleet.config.deliberation import DeliberationRequest
     from fleet.config.task import Task
-    from fleet.record import Checkpoint, DeliberationRecord
+    from fleet.coordinator.state_store import Checkpoint
+    from fleet.schemas.record import DeliberationRecord
 
     request = DeliberationRequest(task=Task(description="Add a cache"), role="DEV")
     council = CouncilSpec.default("DEV", 3)

@@ -7,10 +7,10 @@ from __future__ import annotations
 import pytest
 
 from fleet.config.council import CouncilSpec
-from fleet.config.plan import PlanDispatch
 from fleet.coordinator.state_store import NullStore, StateStore
 from fleet.coordinator.writer import StoreWriter, open_store
 from fleet.errors import StoreError
+from fleet.schemas.api import PlanDispatch
 
 pytestmark = pytest.mark.unit
 

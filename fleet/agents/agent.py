@@ -25,15 +25,14 @@ from fleet.engine.protocol import ChatMessage, ChatRequest, EngineClient
 from fleet.errors import EngineError
 from fleet.messages import (
     AgentReply,
-    CallUsage,
     CritiqueRequest,
     Decision,
     GenerateRequest,
     ProbeRequest,
     ReviseRequest,
     SelectRequest,
-    Stage,
 )
+from fleet.schemas.usage import CallUsage, Stage
 
 _STAGE_OFFSET = {"generate": 0, "critique": 100_000, "revise": 200_000, "select": 300_000, "probe": 400_000}
 

@@ -24,7 +24,8 @@ from fleet.config.council import AgentSpec
 from fleet.config.deliberation import PromptLayout as Layout
 from fleet.config.task import Task
 from fleet.engine.protocol import ChatMessage
-from fleet.messages import Candidate, ExecutionFeedback, ReceivedCritique
+from fleet.messages import Candidate, ReceivedCritique
+from fleet.schemas.record import ExecutionFeedback
 
 _GENERATE = (
     "Write your proposal. Explain your approach briefly, show the implementation (code in a "

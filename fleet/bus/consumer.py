@@ -30,9 +30,8 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from fleet.bus.envelope import DispatchAccepted, DispatchRejected, parse_plan
 from fleet.bus.publisher import Bus
-from fleet.config.plan import PlanApproved, PlanDispatch
 from fleet.errors import FleetError, UserError
-from fleet.record import DeliberationState
+from fleet.schemas.api import DeliberationState, PlanApproved, PlanDispatch
 
 log = logging.getLogger(__name__)
 

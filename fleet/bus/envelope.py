@@ -22,9 +22,9 @@ from typing import Final, Literal, TypedDict
 from pydantic import AwareDatetime, Field, ValidationError, field_validator
 
 from fleet.config._base import StrictModel
-from fleet.config.plan import PlanApproved
 from fleet.errors import explain
-from fleet.record import DeliberationState, TokenTotals
+from fleet.schemas.api import DeliberationState, PlanApproved
+from fleet.schemas.usage import TokenTotals
 
 BUS_VERSION: Final = 1
 

@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 from fleet.config.council import AgentSpec, CouncilSpec, NewAgent
 from fleet.config.deliberation import DeliberationRequest, SampleRequest
 from fleet.config.fleet import FleetConfig
-from fleet.config.plan import PlanApproved, PlanDispatch
-from fleet.record import DeliberationEvent, DeliberationRecord, DeliberationState, Lifecycle, SampleResult
+from fleet.schemas.api import DeliberationEvent, DeliberationState, Lifecycle, PlanApproved, PlanDispatch
+from fleet.schemas.record import DeliberationRecord, SampleResult
 
 
 class CoordinatorAPI(Protocol):

@@ -18,7 +18,7 @@ from __future__ import annotations
 from fleet.agents.api import PROBE_MAX_TOKENS, SELECT_MAX_TOKENS
 from fleet.config.council import CouncilSpec
 from fleet.config.deliberation import DeliberationRequest
-from fleet.messages import Stage
+from fleet.schemas.usage import Stage
 
 
 def call_cap(request: DeliberationRequest, council: CouncilSpec, agent_id: str, stage: Stage) -> int:

@@ -19,8 +19,9 @@ from typing import Literal, TypeVar
 from fleet.coordinator.budget import Budget, call_cap
 from fleet.coordinator.ledger import Ledger, timed
 from fleet.errors import BudgetExhaustedError, EngineTimeoutError
-from fleet.messages import AgentReply, Stage
-from fleet.record import PhaseTiming
+from fleet.messages import AgentReply
+from fleet.schemas.record import PhaseTiming
+from fleet.schemas.usage import Stage
 
 T = TypeVar("T")
 

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 
 from fleet.coordinator.ledger import Ledger
 from fleet.messages import AgentReply
-from fleet.record import PhaseTiming
+from fleet.schemas.record import PhaseTiming
 from fleet.scoring.scorer import Scorer
 
 

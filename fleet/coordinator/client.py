@@ -25,9 +25,9 @@ import ray
 from fleet.config.council import AgentSpec, CouncilSpec, NewAgent
 from fleet.config.deliberation import DeliberationRequest, SampleRequest
 from fleet.config.fleet import FleetConfig
-from fleet.config.plan import PlanApproved, PlanDispatch
 from fleet.errors import CoordinatorUnavailableError, FleetError
-from fleet.record import DeliberationEvent, DeliberationRecord, DeliberationState, Lifecycle, SampleResult
+from fleet.schemas.api import DeliberationEvent, DeliberationState, Lifecycle, PlanApproved, PlanDispatch
+from fleet.schemas.record import DeliberationRecord, SampleResult
 
 CONTROL_TIMEOUT_S = 60.0  # coordinator bookkeeping calls (councils, status, ...)
 _SLACK_S = 30.0  # beyond a call's own bound (a deliberation's timeout, a long poll): the trip and the queue

@@ -22,7 +22,6 @@ import ray
 from fleet.config.council import AgentSpec, CouncilSpec, NewAgent
 from fleet.config.deliberation import DeliberationRequest, SampleRequest
 from fleet.config.fleet import FleetConfig
-from fleet.config.plan import PlanApproved, PlanDispatch
 from fleet.coordinator import recovery, sampling
 from fleet.coordinator.actors import AgentActors
 from fleet.coordinator.admission import Admission
@@ -33,7 +32,8 @@ from fleet.coordinator.runs import Runs
 from fleet.coordinator.status import fleet_status
 from fleet.coordinator.writer import StoreWriter, open_store
 from fleet.engine.client import engine_client
-from fleet.record import DeliberationEvent, DeliberationRecord, DeliberationState, Lifecycle, SampleResult
+from fleet.schemas.api import DeliberationEvent, DeliberationState, Lifecycle, PlanApproved, PlanDispatch
+from fleet.schemas.record import DeliberationRecord, SampleResult
 
 
 class Coordinator:

@@ -49,9 +49,10 @@ from fleet.coordinator.ledger import EventSink, Ledger, agent_failure
 from fleet.coordinator.pool import AgentPool
 from fleet.coordinator.rounds import ReviewRounds
 from fleet.coordinator.select_stage import SelectStage
+from fleet.coordinator.state_store import Checkpoint
 from fleet.errors import DeliberationFailedError
 from fleet.messages import AgentReply, GenerateRequest
-from fleet.record import Checkpoint, DeliberationRecord
+from fleet.schemas.record import DeliberationRecord
 from fleet.scoring.scorer import Scorer
 
 __all__ = ["Deliberation", "agent_failure", "new_deliberation_id", "plan_deliberation_id"]

@@ -20,19 +20,13 @@ from typing import Literal, TypeVar
 
 from fleet.config.council import CouncilSpec
 from fleet.config.deliberation import DeliberationRequest, default_quorum, quorum_error
+from fleet.coordinator.state_store import Checkpoint
 from fleet.errors import AgentCallError, DeliberationFailedError, EngineTimeoutError
-from fleet.messages import AgentReply, ExecutionFeedback, Stage
-from fleet.record import (
-    AgentFailure,
-    Checkpoint,
-    Critique,
-    DeliberationRecord,
-    EventType,
-    Proposal,
-    ScoreCard,
-    Selection,
-    TokenTotals,
-)
+from fleet.messages import AgentReply
+from fleet.schemas.api import EventType
+from fleet.schemas.record import AgentFailure, Critique, DeliberationRecord, ExecutionFeedback, Proposal, Selection
+from fleet.schemas.scoring import ScoreCard
+from fleet.schemas.usage import Stage, TokenTotals
 
 T = TypeVar("T")
 Phase = Literal["setup", "generate", "check", "critique", "revise", "score", "select"]  # PhaseTiming.phase

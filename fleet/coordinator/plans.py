@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from fleet.config.deliberation import DeliberationRequest
 from fleet.config.fleet import FleetConfig
-from fleet.config.plan import PlanApproved, PlanDispatch, RoleDispatch
 from fleet.coordinator.deliberation import plan_deliberation_id
 from fleet.coordinator.runs import Runs
 from fleet.coordinator.writer import StoreWriter
 from fleet.errors import FleetError
+from fleet.schemas.api import PlanApproved, PlanDispatch, RoleDispatch
 
 
 class PlanDispatcher:

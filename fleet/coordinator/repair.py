@@ -22,7 +22,7 @@ from typing import TypeGuard
 
 from fleet.config.deliberation import majority
 from fleet.coordinator.ledger import Ledger
-from fleet.messages import ExecutionFeedback
+from fleet.schemas.record import ExecutionFeedback
 from fleet.selection.stage import is_code
 
 

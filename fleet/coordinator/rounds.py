@@ -32,7 +32,7 @@ from fleet.coordinator.pool import AgentPool
 from fleet.coordinator.repair import RepairPolicy, worth_revising
 from fleet.coordinator.topology import review_pairs
 from fleet.messages import AgentReply, CritiqueRequest, GenerateRequest, ReceivedCritique, ReviseRequest
-from fleet.record import Critique, PhaseTiming
+from fleet.schemas.record import Critique, PhaseTiming
 
 
 class RoundGates:

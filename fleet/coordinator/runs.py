@@ -22,18 +22,13 @@ from fleet.coordinator.admission import Admission
 from fleet.coordinator.councils import CouncilRegistry
 from fleet.coordinator.deliberation import Deliberation, new_deliberation_id
 from fleet.coordinator.metrics import FleetMetrics
+from fleet.coordinator.state_store import Checkpoint
 from fleet.coordinator.tracking import FINISHED, Tracked
 from fleet.coordinator.writer import StoreWriter
 from fleet.engine.protocol import EngineClient
 from fleet.errors import ConflictError, DeliberationFailedError, NotFoundError
-from fleet.record import (
-    AgentFailure,
-    Checkpoint,
-    DeliberationEvent,
-    DeliberationRecord,
-    DeliberationState,
-    Lifecycle,
-)
+from fleet.schemas.api import DeliberationEvent, DeliberationState, Lifecycle
+from fleet.schemas.record import AgentFailure, DeliberationRecord
 from fleet.scoring.judge import Judge
 from fleet.scoring.scorer import RubricScorer
 

@@ -15,7 +15,8 @@ from fleet.coordinator.actors import AgentActors
 from fleet.coordinator.councils import CouncilRegistry
 from fleet.coordinator.ledger import agent_failure
 from fleet.messages import GenerateRequest
-from fleet.record import Proposal, SampleResult, TokenTotals
+from fleet.schemas.record import Proposal, SampleResult
+from fleet.schemas.usage import TokenTotals
 
 
 async def sample(request: SampleRequest, councils: CouncilRegistry, agents: AgentActors,

@@ -14,8 +14,9 @@ from fleet.agents.api import PROBE_MAX_TOKENS, SELECT_MAX_TOKENS
 from fleet.coordinator.budget import Budget
 from fleet.coordinator.ledger import Ledger, agent_failure
 from fleet.coordinator.pool import AgentPool
-from fleet.messages import AgentReply, CallUsage, Decision, ProbeRequest, SelectRequest
-from fleet.record import PhaseTiming
+from fleet.messages import AgentReply, Decision, ProbeRequest, SelectRequest
+from fleet.schemas.record import PhaseTiming
+from fleet.schemas.usage import CallUsage
 from fleet.scoring.scorer import Scorer
 from fleet.selection.base import Pool
 from fleet.selection.behaviour import behaviour

@@ -1,7 +1,7 @@
 """The coordinator's durable state as one typed contract: `StateStore`, what a backend implements.
 
 A backend keeps councils, deliberations (state + record), their events, plan answers, and the resume
-point of every unfinished deliberation (`StoredRun`). The coordinator writes through it as things
+point of every unfinished deliberation (`StoredRun`, its `Checkpoint`). The coordinator writes through it as things
 change and reads it once, when it starts (`load`); a restarted coordinator rebuilds itself from that
 `Snapshot`. Two implementations: `SqlStore` (store.py: SQLite or PostgreSQL) and `NullStore` here, for
 a fleet configured without `state_path`/`state_url` (its state lives and dies with the coordinator).
@@ -16,12 +16,22 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
+from fleet.config._base import StrictModel
 from fleet.config.council import CouncilSpec
 from fleet.config.deliberation import DeliberationRequest
-from fleet.config.plan import PlanDispatch
-from fleet.record import Checkpoint, DeliberationEvent, DeliberationState
+from fleet.schemas.api import DeliberationEvent, DeliberationState, PlanDispatch
+from fleet.schemas.record import DeliberationRecord
+
+
+class Checkpoint(StrictModel):
+    """A deliberation after its last completed stage: what a restarted coordinator resumes from.
+    `round` 0: the drafts are in; r: review round r (critique + revise) is done."""
+
+    round: int = Field(ge=0)
+    live: list[str] = Field(description="the agents still in the deliberation")
+    record: DeliberationRecord = Field(description="the partial record: every output so far")
 
 
 class StoredRun(BaseModel):
@@ -146,4 +156,3 @@ class NullStore:
 
     def close(self) -> None:
         pass
-

@@ -36,10 +36,9 @@ from sqlalchemy.engine import Connection, make_url
 
 from fleet.config.council import CouncilSpec
 from fleet.config.deliberation import DeliberationRequest
-from fleet.config.plan import PlanDispatch
-from fleet.coordinator.state_store import Snapshot, StoredRun
+from fleet.coordinator.state_store import Checkpoint, Snapshot, StoredRun
 from fleet.errors import StoreError
-from fleet.record import Checkpoint, DeliberationEvent, DeliberationState
+from fleet.schemas.api import DeliberationEvent, DeliberationState, PlanDispatch
 
 _meta = sa.MetaData()
 _version = sa.Table("fleet_schema", _meta, sa.Column("version", sa.Integer, nullable=False))

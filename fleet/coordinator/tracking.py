@@ -15,7 +15,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fleet.config.deliberation import DeliberationRequest
-from fleet.record import DeliberationEvent, DeliberationRecord, DeliberationState, EventType, Lifecycle, StatusChange
+from fleet.schemas.api import DeliberationEvent, DeliberationState, EventType, Lifecycle, StatusChange
+from fleet.schemas.record import DeliberationRecord
 
 FINISHED: frozenset[Lifecycle] = frozenset({"done", "failed", "cancelled"})
 

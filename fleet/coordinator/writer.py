@@ -21,10 +21,9 @@ from typing import ParamSpec
 
 from fleet.config.council import CouncilSpec
 from fleet.config.deliberation import DeliberationRequest
-from fleet.config.plan import PlanDispatch
-from fleet.coordinator.state_store import NullStore, StateStore
+from fleet.coordinator.state_store import Checkpoint, NullStore, StateStore
 from fleet.errors import StoreError
-from fleet.record import Checkpoint, DeliberationEvent, DeliberationState
+from fleet.schemas.api import DeliberationEvent, DeliberationState, PlanDispatch
 
 log = logging.getLogger(__name__)
 P = ParamSpec("P")

@@ -38,7 +38,7 @@ from fleet.errors import DeliberationFailedError, InvalidRequestError
 from fleet.eval import vote
 from fleet.eval.humaneval import Problem, grade, load_problems, probe_inputs, problem_task, program, visible_examples
 from fleet.eval.rows import STRATEGIES, EvalRow, EvalSettings, Strategy, append_row, read_rows
-from fleet.record import DeliberationRecord
+from fleet.schemas.record import DeliberationRecord
 from fleet.scoring.extract import extract_code
 from fleet.scoring.lint import lint
 from fleet.scoring.sandbox import run_probes

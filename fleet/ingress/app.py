@@ -21,13 +21,11 @@ from ray.serve.llm.ingress import OpenAiIngress
 
 from fleet.config.council import AgentSpec, CouncilSpec, NewAgent, NewCouncil
 from fleet.config.fleet import FleetConfig
-from fleet.config.inputs import DeliberationInput
-from fleet.config.plan import PlanApproved, PlanDispatch
 from fleet.driver import Fleet
 from fleet.errors import EngineNotReadyError, FleetError, InvalidRequestError
 from fleet.ingress.http import BearerAuth, BodyLimit, check_bind, install_error_handlers, sse
 from fleet.ingress.web import mount_console
-from fleet.record import DeliberationState, Lifecycle
+from fleet.schemas.api import DeliberationInput, DeliberationState, Lifecycle, PlanApproved, PlanDispatch
 
 API_VERSION = "v1"
 # `POST /v1/deliberations?wait=true`: the status code says how it ended (the body is the state).

@@ -24,7 +24,7 @@ from starlette.types import ASGIApp
 
 from fleet.errors import FleetError, InvalidRequestError, UnauthorizedError, explain, field_of
 from fleet.ingress.web import is_console_asset
-from fleet.record import DeliberationEvent
+from fleet.schemas.api import DeliberationEvent
 
 log = logging.getLogger(__name__)
 

@@ -23,9 +23,9 @@ from typing import Any
 from pydantic import Field, ValidationError
 
 from fleet.config.fleet import FleetConfig, load_fleet_config
-from fleet.config.inputs import DeliberationInput
 from fleet.driver import Fleet
 from fleet.errors import DeliberationFailedError, FleetError, explain
+from fleet.schemas.api import DeliberationInput
 
 
 class TaskLine(DeliberationInput):

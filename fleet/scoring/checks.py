@@ -14,8 +14,8 @@ from collections.abc import Callable, Sequence
 
 from fleet.config.scoring import SandboxLimits
 from fleet.config.task import Task, TestSuite
-from fleet.messages import ExecutionFeedback
-from fleet.record import Check, CheckStatus
+from fleet.schemas.record import ExecutionFeedback
+from fleet.schemas.scoring import Check, CheckStatus
 from fleet.scoring.counterexample import behaviour_feedback
 from fleet.scoring.extract import PARSE_THREAD, CodeExtract, extract_code
 from fleet.scoring.lint import lint

@@ -20,8 +20,8 @@ from fleet.config.deliberation import PromptLayout
 from fleet.config.task import Task
 from fleet.engine.protocol import ChatRequest, EngineClient
 from fleet.errors import EngineError
-from fleet.messages import CallUsage
-from fleet.record import Check, CriterionScore, JudgeVerdict, ScoreCard
+from fleet.schemas.scoring import Check, CriterionScore, JudgeVerdict, ScoreCard
+from fleet.schemas.usage import CallUsage
 
 JUDGE_ID = "judge"
 

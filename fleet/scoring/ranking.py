@@ -8,7 +8,8 @@ measures and orders.
 from __future__ import annotations
 
 from fleet.config.scoring import ScoreWeights
-from fleet.record import Check, JudgeVerdict, ScoreCard, Selection
+from fleet.schemas.record import Selection
+from fleet.schemas.scoring import Check, JudgeVerdict, ScoreCard
 
 
 def components(checks: list[Check], judge: JudgeVerdict | None) -> dict[str, float]:

@@ -19,8 +19,8 @@ from pydantic import Field
 from fleet.config._base import StrictModel
 from fleet.config.scoring import SandboxLimits
 from fleet.config.task import Task
-from fleet.messages import ExecutionFeedback
-from fleet.record import AgentFailure, Check, JudgeVerdict
+from fleet.schemas.record import AgentFailure, ExecutionFeedback
+from fleet.schemas.scoring import Check, JudgeVerdict
 from fleet.scoring import checks as checks_mod
 from fleet.scoring.judge import JUDGE_ID, Judge
 

@@ -13,8 +13,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from fleet.config.deliberation import PromptLayout
-from fleet.messages import CallUsage, Candidate, Decision, SelectRequest
-from fleet.record import Selection
+from fleet.messages import Candidate, Decision, SelectRequest
+from fleet.schemas.record import Selection
+from fleet.schemas.usage import CallUsage
 from fleet.scoring.judge import card_summary
 from fleet.selection.base import Pool, Selector, selection
 

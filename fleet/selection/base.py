@@ -16,8 +16,9 @@ import abc
 from dataclasses import dataclass
 
 from fleet.config.task import Task
-from fleet.messages import CallUsage
-from fleet.record import Proposal, ScoreCard, Selection, SelectionMethod
+from fleet.schemas.record import Proposal, Selection, SelectionMethod
+from fleet.schemas.scoring import ScoreCard
+from fleet.schemas.usage import CallUsage
 from fleet.selection.models import Behaviour
 
 

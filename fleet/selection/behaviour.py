@@ -11,7 +11,8 @@ import asyncio
 
 from fleet.config.scoring import SandboxLimits
 from fleet.config.task import Task
-from fleet.record import Proposal, ScoreCard
+from fleet.schemas.record import Proposal
+from fleet.schemas.scoring import ScoreCard
 from fleet.scoring.extract import PARSE_THREAD, extract_code
 from fleet.selection.base import cid, lineage_roots, visible
 from fleet.selection.consensus import make_groups

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from fleet.record import Selection
+from fleet.schemas.record import Selection
 from fleet.selection.base import Pool, Selector, cid, selection
 from fleet.selection.models import BehaviourGroup, ProbeRow
 from fleet.selection.top_score import top_score

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from fleet.config.deliberation import DeliberationConfig
 from fleet.config.task import Task
-from fleet.record import Proposal, ScoreCard
+from fleet.schemas.record import Proposal
+from fleet.schemas.scoring import ScoreCard
 from fleet.scoring.ranking import rank
 from fleet.scoring.scorer import Scorer, ScoringOutcome
 from fleet.selection.architect import Architect, Ask

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fleet.record import Selection
+from fleet.schemas.record import Selection
 from fleet.scoring.ranking import top_total_reason
 from fleet.selection.base import Pool, Selector, cid, selection
 

@@ -1,4 +1,6 @@
-"""The deliberation record: everything a deliberation produced, typed, in one object.
+"""The deliberation record: everything a deliberation produced, typed, in one object, and its parts
+(proposals with their execution feedback and call usage, critiques, failures, the selection, timings,
+token totals); also the drafts of a sample request.
 
 It is what the CLI prints, what the HTTP API returns and what a job writes per line. Failed calls
 are here as `AgentFailure`s, next to (never instead of) the real proposals.
@@ -16,8 +18,63 @@ from fleet.config.council import CouncilSpec
 from fleet.config.deliberation import DeliberationConfig, SamplingOverride
 from fleet.config.engine import EngineInfo
 from fleet.config.task import Task
-from fleet.messages import CallUsage, ExecutionFeedback, Stage
+from fleet.schemas.scoring import ScoreCard
+from fleet.schemas.usage import CallUsage, Stage, TokenTotals
 from fleet.selection.models import Behaviour
+
+
+class ExecutionFeedback(StrictModel):
+    """What a proposal's code did against the *visible* tests and the linter: shown to its author
+    (and its critics) to revise by. Hidden tests never contribute to it."""
+
+    code_found: bool
+    truncated: bool = Field(default=False, description="its code block was cut off by max_tokens")
+    parse_error: str | None = None
+    lint: list[str] = Field(default_factory=list, description="ruff findings")
+    tests_passed: int = Field(default=0, ge=0)
+    tests_total: int = Field(default=0, ge=0, description="0: the task has no visible tests")
+    failure: str = Field(default="", description="the first failing visible test's output, truncated")
+    crash: str = Field(default="", description="why the module failed to import (e.g. NameError: name 're' is not "
+                       "defined): every call of it fails")
+    counterexample: str = Field(default="", description="the first visible input it raises on or answers wrongly: "
+                                "input, expected, what it returned or raised")
+    outputs: list[str] | None = Field(default=None, description="its repr on each of `inputs` (grouping while "
+                                      "rounds run); None: not run")
+    inputs: list[str] = Field(default_factory=list, description="the probe inputs `outputs` answer")
+    disagreement: str = Field(default="", description="an input where it differs from the leading group of the "
+                              "other candidates: the input, their output, its own")
+
+    @property
+    def failing(self) -> bool:
+        """A failed visible test, a crash, or a counterexample: what repair is aimed at."""
+        return bool(self.crash or self.counterexample) or self.tests_passed < self.tests_total
+
+    @property
+    def all_passed(self) -> bool:
+        return self.tests_total > 0 and self.tests_passed == self.tests_total
+
+    def render(self) -> str:
+        """>>> ExecutionFeedback(code_found=True, tests_passed=1, tests_total=2, failure="E  assert 3 == 4").render()
+        'Visible tests: 1/2 passed. First failure:\nE  assert 3 == 4\nLint: no findings.'
+        """
+        if not self.code_found:
+            return "No Python code block was found: put the whole solution in one ```python block."
+        lines = []
+        if self.crash:
+            lines.append(f"Importing the code fails: {self.crash}")
+        if self.counterexample:
+            lines.append(f"Counterexample:\n{self.counterexample}")
+        if self.disagreement:
+            lines.append(f"Most other candidates answer differently:\n{self.disagreement}")
+        if self.truncated:
+            lines.append("The code block was cut off (too long): write shorter, complete code.")
+        if self.parse_error:
+            lines.append(f"The code does not parse: {self.parse_error}.")
+        if self.tests_total:
+            lines.append(f"Visible tests: {self.tests_passed}/{self.tests_total} passed."
+                         + (f" First failure:\n{self.failure.strip()}" if self.failure.strip() else ""))
+        lines.append("Lint: " + ("; ".join(self.lint[:8]) if self.lint else "no findings") + ".")
+        return "\n".join(lines)
 
 
 class Proposal(StrictModel):
@@ -63,54 +120,6 @@ class AgentFailure(StrictModel):
     message: str
 
 
-CheckStatus = Literal["passed", "failed", "skipped"]
-
-
-class Check(StrictModel):
-    """One scoring check on a proposal: passed, failed, or skipped (does not apply)."""
-
-    name: str
-    status: CheckStatus
-    score: float = Field(ge=0.0, le=1.0)
-    detail: str = ""
-    tests_passed: int | None = Field(default=None, ge=0)
-    tests_total: int | None = Field(default=None, ge=0)
-    output: str = Field(default="", description="the first failure's output, truncated")
-    sandbox: str | None = Field(default=None, description="where the tests ran: bwrap or rlimit")
-
-    @property
-    def passed(self) -> bool:
-        return self.status == "passed"
-
-
-class CriterionScore(StrictModel):
-    criterion: str
-    score: int = Field(ge=1, le=10)
-    reason: str
-
-
-class JudgeVerdict(StrictModel):
-    criteria: list[CriterionScore] = Field(min_length=1, description="one score and reason per rubric criterion")
-    usage: CallUsage
-
-    @property
-    def score(self) -> float:
-        """The mean criterion score, 1..10."""
-        return sum(c.score for c in self.criteria) / len(self.criteria)
-
-
-class ScoreCard(StrictModel):
-    author_id: str
-    candidate_id: str | None = Field(default=None, description="the proposal scored (author@rN); None in records "
-                                     "older than every-candidate scoring: the author's last proposal")
-    checks: list[Check]
-    judge: JudgeVerdict | None = None
-    components: dict[str, float] = Field(
-        default_factory=dict, description="tests / lint / judge / structure in 0..1, those that apply")
-    total: float = Field(ge=0.0, le=1.0, description="weighted mean of the components (config.scoring)")
-    rank: int = Field(ge=1, description="1 = best")
-
-
 SelectionMethod = Literal["architect", "top-score", "consensus"]
 
 
@@ -135,33 +144,6 @@ class PhaseTiming(StrictModel):
     phase: Literal["setup", "generate", "check", "critique", "revise", "score", "select"]
     round: int = Field(ge=0)
     wall_ms: float = Field(ge=0)
-
-
-class TokenTotals(StrictModel):
-    calls: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cached_prompt_tokens: int | None = Field(default=None, description="of prompt_tokens, those the engine's "
-                                             "prefix cache supplied; None: no call reported it")
-
-    @classmethod
-    def of(cls, usage: list[CallUsage]) -> TokenTotals:
-        reported = [u.cached_tokens for u in usage if u.cached_tokens is not None]
-        return cls(calls=len(usage), prompt_tokens=sum(u.prompt_tokens for u in usage),
-                   completion_tokens=sum(u.completion_tokens for u in usage),
-                   cached_prompt_tokens=sum(reported) if reported else None)
-
-    @property
-    def prefix_hit_rate(self) -> float | None:
-        """Share of prompt tokens served from the prefix cache (None: not reported)."""
-        if self.cached_prompt_tokens is None or not self.prompt_tokens:
-            return None
-        return self.cached_prompt_tokens / self.prompt_tokens
-
-    def cache_text(self) -> str:
-        """', 62% of prompt tokens from the prefix cache', or '' when the engine does not say."""
-        rate = self.prefix_hit_rate
-        return "" if rate is None else f", {rate:.0%} of prompt tokens from the prefix cache"
 
 
 class DeliberationRecord(StrictModel):
@@ -212,15 +194,6 @@ class DeliberationRecord(StrictModel):
         return next((p for p in reversed(self.proposals) if p.author_id == self.selection.winner_id), None)
 
 
-class Checkpoint(StrictModel):
-    """A deliberation after its last completed stage: what a restarted coordinator resumes from.
-    `round` 0: the drafts are in; r: review round r (critique + revise) is done."""
-
-    round: int = Field(ge=0)
-    live: list[str] = Field(description="the agents still in the deliberation")
-    record: DeliberationRecord = Field(description="the partial record: every output so far")
-
-
 class SampleResult(StrictModel):
     """The drafts of a `SampleRequest`, in request order (a failed draft is a failure, not a draft)."""
 
@@ -228,40 +201,3 @@ class SampleResult(StrictModel):
     failures: list[AgentFailure] = Field(default_factory=list)
     tokens: TokenTotals = Field(default_factory=TokenTotals)
     wall_ms: float = Field(default=0.0, ge=0)
-
-
-Lifecycle = Literal["queued", "running", "done", "failed", "cancelled"]
-
-
-class StatusChange(StrictModel):
-    status: Lifecycle
-    error: str | None = None
-
-
-EventType = Literal["status", "proposal", "critique", "revision", "failure", "score", "winner"]
-
-
-class DeliberationEvent(StrictModel):
-    """One thing that happened in a deliberation, in order (`seq` from 1), as SSE streams it."""
-
-    seq: int = Field(ge=1)
-    deliberation_id: str
-    type: EventType
-    at: datetime
-    data: StatusChange | Proposal | Critique | AgentFailure | ScoreCard | Selection
-
-
-class DeliberationState(StrictModel):
-    """A deliberation as the API reports it: lifecycle status, and the record once there is one
-    (partial when it failed or was cancelled)."""
-
-    deliberation_id: str
-    role: str
-    task_id: str
-    story_id: str | None = None
-    status: Lifecycle
-    created_at: datetime
-    started_at: datetime | None = None
-    finished_at: datetime | None = None
-    error: str | None = None
-    record: DeliberationRecord | None = None
