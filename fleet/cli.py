@@ -72,6 +72,10 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--rounds", type=int, default=1, help="critique+revise rounds (default 1)")
     e.add_argument("--topology", choices=TOPOLOGIES, default="all_pairs")
     e.add_argument("--no-judge", action="store_true", help="councils rank by the checks only")
+    e.add_argument("--persona", default=None,
+                   help="every agent this persona, no lens (a prompt ablation; needs a --role of its own)")
+    e.add_argument("--budget-tokens", type=int, default=None,
+                   help="the council's completion-token budget per problem (default: none)")
     e.add_argument("--seed", type=int, default=0, help="added to every agent's seed (another reproducible run)")
     e.add_argument("--prompt-layout", choices=["shared_prefix", "persona_first"], default="shared_prefix",
                    help="prompt order of every strategy (persona_first: the first committed table's)")

@@ -11,6 +11,7 @@ import pytest
 
 from fleet.config.council import CouncilSpec
 from fleet.config.deliberation import DeliberationRequest, SampleRequest
+from fleet.config.fleet import FleetConfig
 from fleet.config.task import TestSuite
 from fleet.errors import DeliberationFailedError, InvalidRequestError
 from fleet.eval.humaneval import Problem, grade, load_problems, probe_inputs, problem_task, program
@@ -184,6 +185,7 @@ class StandInFleet:
     def __init__(self, wrong: set[str] = frozenset()) -> None:
         self.requests: list[SampleRequest | DeliberationRequest] = []
         self.wrong = wrong
+        self.config = FleetConfig(max_tokens=300)
 
     def _answer(self, task_id: str) -> str:
         problem = next(p for p in load_problems() if p.task_id == task_id)
@@ -256,3 +258,34 @@ async def test_a_failed_council_is_a_failed_row_with_its_error(tmp_path: Path):
     assert (result.passed, result.error, result.completion_tokens) == (
         False, "quorum lost after generate: 1 live agent(s) of 3", 1200)
     assert "| council | 1 | 0/1 = 0.000 |" in render([result]) and "| HumanEval/0 | error |" in render([result])
+
+
+async def test_the_councils_budget_reaches_its_request_and_rows_of_another_budget_are_refused(tmp_path: Path):
+    out = tmp_path / "rows.jsonl"
+    settings = EvalSettings(model="m", budget_tokens=3000)
+    fleet = StandInFleet()
+    await Evaluation(fleet, EvalConfig(settings=settings, limit=1, out=out, strategies=["council"])).run()
+    [request] = fleet.requests
+    assert isinstance(request, DeliberationRequest) and request.config.budget_tokens == 3000
+    with pytest.raises(InvalidRequestError, match="other settings"):
+        read_rows(out, SETTINGS)  # rows without a budget are another configuration's
+
+
+async def test_a_persona_ablation_gives_every_agent_that_persona_and_no_lens_in_a_role_of_its_own(tmp_path: Path):
+    with pytest.raises(ValueError, match="role of its own"):
+        EvalSettings(model="m", persona="You write Python.")  # DEV's registered agents have their personas
+    settings = EvalSettings(model="m", role="CODER", agents=3, persona="You write Python.")
+    fleet = StandInFleet()
+    await Evaluation(fleet, EvalConfig(settings=settings, limit=1, out=tmp_path / "rows.jsonl", vote_n=4,
+                                       strategies=["single", "vote", "council"])).run()
+    councils = {len(r.council.agents): r.council for r in fleet.requests if r.council is not None}
+    assert sorted(councils) == [1, 3] and len(fleet.requests) == 3  # single: one agent; vote and council: three
+    agents = councils[3].agents
+    assert {(a.role, a.persona, a.lens, a.sampling.max_tokens) for a in agents} == {
+        ("CODER", "You write Python.", "", 300)}
+    assert len({a.sampling.seed for a in agents}) == 3 and agents[0].agent_id == "agent-coder-001"
+    # without the ablation the role's own council is resolved by the coordinator
+    plain = StandInFleet()
+    await Evaluation(plain, EvalConfig(settings=SETTINGS, limit=1, out=tmp_path / "plain.jsonl",
+                                       strategies=["single"])).run()
+    assert [r.council for r in plain.requests] == [None]

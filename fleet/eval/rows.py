@@ -9,10 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, model_validator
 
 from fleet.config._base import StrictModel
 from fleet.config.deliberation import MAX_ROUNDS, PromptLayout, Topology
+from fleet.config.roles import is_builtin
 from fleet.errors import InvalidRequestError
 
 Strategy = Literal["single", "vote", "council", "council-nofeedback"]
@@ -30,6 +31,18 @@ class EvalSettings(StrictModel):
     judge: bool = True
     seed: int = Field(default=0, ge=0, description="added to every agent's seed")
     prompt_layout: PromptLayout = "shared_prefix"
+    persona: str | None = Field(default=None, min_length=1, max_length=4000, description="None: the role's own "
+                                "council (each agent its persona and lens); else every agent of every strategy has "
+                                "this persona and no lens (a prompt ablation; a custom role, so no agent id clashes)")
+    budget_tokens: int | None = Field(default=None, ge=1, description="the council's token budget a problem "
+                                      "(DeliberationConfig.budget_tokens); None: none. single and vote ignore it")
+
+    @model_validator(mode="after")
+    def _own_role(self) -> EvalSettings:
+        if self.persona is not None and is_builtin(self.role):
+            raise ValueError(f"a persona ablation needs a role of its own (e.g. CODER), not the built-in "
+                             f"{self.role}: its registered agents already have their personas")
+        return self
 
 
 class EvalRow(StrictModel):

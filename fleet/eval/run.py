@@ -25,6 +25,7 @@ from typing import Any, TypedDict, Unpack
 from pydantic import Field
 
 from fleet.config._base import StrictModel
+from fleet.config.council import CouncilSpec
 from fleet.config.deliberation import (
     DeliberationConfig,
     DeliberationRequest,
@@ -163,6 +164,15 @@ class Evaluation:
         return self._row(problem, strategy, passed=run.passed == 1 and run.total == 1, answer=answer,
                          grade_output=(run.error or run.output)[:1000], **fields)
 
+    def _ablated(self, n: int) -> CouncilSpec | None:
+        """The settings' persona ablation: `n` agents of the role, each with that persona and no lens
+        (seeds, temperatures and max_tokens as the role's council would have them); None: the role's own."""
+        if self.settings.persona is None:
+            return None
+        council = CouncilSpec.default(self.settings.role, n, persona=self.settings.persona,
+                                      max_tokens=self.fleet.config.max_tokens)
+        return council.model_copy(update={"agents": [a.model_copy(update={"lens": ""}) for a in council.agents]})
+
     def _seeded(self, temperature: float | None = None) -> SamplingOverride | None:
         """The request's sampling: `temperature` (None: each agent's own) and the settings' seed, if any."""
         seed = self.settings.seed or None
@@ -176,6 +186,7 @@ class Evaluation:
         assert n is not None  # set before the vote jobs start
         request = SampleRequest(task=problem_task(problem), role=self.settings.role, n=n,
                                 num_agents=1 if single else self.settings.agents,
+                                council=self._ablated(1 if single else self.settings.agents),
                                 sampling=self._seeded(temperature=0.0) if single else self._seeded(),
                                 prompt_layout=self.settings.prompt_layout, timeouts=self.config.timeouts)
         result = await self.fleet.sample(request)
@@ -223,9 +234,10 @@ class Evaluation:
         strategy: Strategy = "council" if feedback else "council-nofeedback"
         s = self.settings
         request = DeliberationRequest(
-            task=problem_task(problem), role=s.role, num_agents=s.agents, sampling=self._seeded(),
+            task=problem_task(problem), role=s.role, num_agents=s.agents, council=self._ablated(s.agents),
+            sampling=self._seeded(),
             config=DeliberationConfig(rounds=s.rounds, topology=s.topology, judge=s.judge, feedback=feedback,
-                                      prompt_layout=s.prompt_layout,
+                                      prompt_layout=s.prompt_layout, budget_tokens=s.budget_tokens,
                                       timeouts=self.config.timeouts))
         error = None
         try:
