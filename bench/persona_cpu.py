@@ -22,7 +22,7 @@ from pathlib import Path
 from fleet.config.fleet import load_fleet_config
 from fleet.config.roles import ROLE_PERSONAS
 from fleet.driver import Fleet
-from fleet.eval.report import wilson
+from fleet.eval.report import paired, pass_at_1, problem_key
 from fleet.eval.rows import EvalRow, EvalSettings
 from fleet.eval.run import EvalConfig, Evaluation
 
@@ -37,20 +37,18 @@ PROMPTS: dict[str, EvalSettings] = {
 
 
 def table(runs: dict[str, list[EvalRow]]) -> str:
-    by = {v: {r.problem: r for r in rows} for v, rows in runs.items()}
-    problems = sorted(set.intersection(*(set(r) for r in by.values())), key=lambda p: int(p.split("/")[1]))
-    base = by["role"]
-    out = [f"{problems[0]}..{problems[-1]} ({len(problems)} problems), one greedy answer each, {MODEL}.", "",
+    common = set.intersection(*({r.problem for r in rows} for rows in runs.values()))
+    runs = {v: sorted((r for r in rows if r.problem in common), key=lambda r: problem_key(r.problem))
+            for v, rows in runs.items()}
+    first, last, n = runs["role"][0].problem, runs["role"][-1].problem, len(common)
+    out = [f"{first}..{last} ({n} problems), one greedy answer each, {MODEL}.", "",
            "| prompt | pass@1 | 95% interval | completion tok / problem | only this passes | only role passes |",
            "|---|---:|---|---:|---:|---:|"]
-    for v, rows in by.items():
-        won = sum(rows[p].passed for p in problems)
-        lo, hi = wilson(won, len(problems))
-        tok = sum(rows[p].completion_tokens for p in problems) / len(problems)
-        mine = sum(rows[p].passed and not base[p].passed for p in problems)
-        theirs = sum(base[p].passed and not rows[p].passed for p in problems)
-        out.append(f"| {v} | {won}/{len(problems)} = {won / len(problems):.3f} | [{lo:.3f}, {hi:.3f}] | {tok:,.0f} "
-                   f"| {mine} | {theirs} |")
+    for v, rows in runs.items():
+        c = paired(rows, runs["role"])
+        tok = sum(r.completion_tokens for r in rows) / n
+        out.append(f"| {v} | {pass_at_1(sum(r.passed for r in rows), n)} | {tok:,.0f} "
+                   f"| {c[(True, False)]} | {c[(False, True)]} |")
     return "\n".join(out) + "\n"
 
 

@@ -24,6 +24,23 @@ def wilson(passed: int, n: int, z: float = 1.96) -> tuple[float, float]:
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
+def pass_at_1(passed: int, n: int) -> str:
+    """A table's pass@1 cells: the rate and its 95% interval.
+
+    >>> pass_at_1(29, 40)
+    '29/40 = 0.725 | [0.572, 0.839]'
+    """
+    lo, hi = wilson(passed, n)
+    return f"{passed}/{n} = {passed / n:.3f} | [{lo:.3f}, {hi:.3f}]"
+
+
+def paired(first: list[EvalRow], second: list[EvalRow]) -> Counter[tuple[bool, bool]]:
+    """(first passed, second passed) -> problems, over the problems both ran."""
+    pa = {r.problem: r.passed for r in first}
+    pb = {r.problem: r.passed for r in second}
+    return Counter((pa[p], pb[p]) for p in pa if p in pb)
+
+
 def _mean(values: list[float]) -> float:
     return sum(values) / len(values) if values else 0.0
 
@@ -43,8 +60,7 @@ def render(rows: list[EvalRow], header: list[str] | None = None) -> str:
     for s in present:
         rs = by[s]
         n, k = len(rs), sum(r.passed for r in rs)
-        lo, hi = wilson(k, n)
-        out.append(f"| {s} | {n} | {k}/{n} = {k / n:.3f} | [{lo:.3f}, {hi:.3f}] | {_oracle(rs)} "
+        out.append(f"| {s} | {n} | {pass_at_1(k, n)} | {_oracle(rs)} "
                    f"| {_mean([r.prompt_tokens for r in rs]):,.0f} | {_mean([r.completion_tokens for r in rs]):,.0f} "
                    f"| {_mean([r.calls for r in rs]):.1f} | {_mean([r.wall_s for r in rs]):.1f} "
                    f"| {sum(r.error is not None for r in rs)} |")
@@ -60,13 +76,10 @@ def render(rows: list[EvalRow], header: list[str] | None = None) -> str:
         out += ["", "Paired, on the problems both ran:", "",
                 "| comparison | both pass | only the first | only the second | neither |", "|---|---:|---:|---:|---:|"]
         for a, b in pairs:
-            pa = {r.problem: r.passed for r in by[a]}
-            pb = {r.problem: r.passed for r in by[b]}
-            common = [p for p in pa if p in pb]
-            c = Counter((pa[p], pb[p]) for p in common)
+            c = paired(by[a], by[b])
             out.append(f"| {a} vs {b} | {c[(True, True)]} | {c[(True, False)]} | {c[(False, True)]} "
                        f"| {c[(False, False)]} |")
-    problems = sorted({r.problem for r in rows}, key=_problem_key)
+    problems = sorted({r.problem for r in rows}, key=problem_key)
     cell = {(r.problem, r.strategy): r for r in rows}
     out += ["", "Per problem (pass / fail / error):", "", "| problem | " + " | ".join(present) + " |",
             "|---|" + "---|" * len(present)]
@@ -92,6 +105,6 @@ def _oracle(rows: list[EvalRow]) -> str:
     return f"{sum(measured)}/{len(measured)}" if measured else "-"
 
 
-def _problem_key(task_id: str) -> tuple[str, int]:
+def problem_key(task_id: str) -> tuple[str, int]:
     name, _, num = task_id.rpartition("/")
     return (name, int(num)) if num.isdigit() else (task_id, 0)

@@ -13,7 +13,7 @@ from pydantic import Field, ValidationError, model_validator
 
 from fleet.config._base import StrictModel
 from fleet.config.deliberation import MAX_ROUNDS, PromptLayout, Topology
-from fleet.config.roles import is_builtin
+from fleet.config.roles import RoleName, is_builtin
 from fleet.errors import InvalidRequestError
 
 Strategy = Literal["single", "vote", "council", "council-nofeedback"]
@@ -24,7 +24,7 @@ class EvalSettings(StrictModel):
     """What makes two rows comparable: the same model, council, seed and prompt layout."""
 
     model: str
-    role: str = "DEV"
+    role: RoleName = "DEV"
     agents: int = Field(default=3, ge=1, le=32)
     rounds: int = Field(default=1, ge=0, le=MAX_ROUNDS)
     topology: Topology = "all_pairs"
