@@ -54,7 +54,9 @@ class ExecutionFeedback(StrictModel):
         return self.tests_total > 0 and self.tests_passed == self.tests_total
 
     def render(self) -> str:
-        """>>> ExecutionFeedback(code_found=True, tests_passed=1, tests_total=2, failure="E  assert 3 == 4").render()
+        r"""What the author and its critics are told of the checks.
+
+        >>> ExecutionFeedback(code_found=True, tests_passed=1, tests_total=2, failure="E  assert 3 == 4").render()
         'Visible tests: 1/2 passed. First failure:\nE  assert 3 == 4\nLint: no findings.'
         """
         if not self.code_found:

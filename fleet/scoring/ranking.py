@@ -37,7 +37,7 @@ def components(checks: list[Check], judge: JudgeVerdict | None) -> dict[str, flo
 def total_score(parts: dict[str, float], weights: ScoreWeights) -> float:
     """Weighted mean over the components present (absent ones renormalise the rest).
 
-    >>> total_score({"tests": 1.0, "judge": 0.0}, ScoreWeights(tests=0.6, lint=0.2, judge=0.2, structure=0))
+    >>> round(total_score({"tests": 1.0, "judge": 0.0}, ScoreWeights(tests=0.6, lint=0.2, judge=0.2, structure=0)), 6)
     0.75
     """
     w = weights.model_dump()
