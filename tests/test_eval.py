@@ -289,3 +289,18 @@ async def test_a_persona_ablation_gives_every_agent_that_persona_and_no_lens_in_
     await Evaluation(plain, EvalConfig(settings=SETTINGS, limit=1, out=tmp_path / "plain.jsonl",
                                        strategies=["single"])).run()
     assert [r.council for r in plain.requests] == [None]
+
+
+async def test_a_council_row_grades_every_candidate_and_records_keep_the_whole_deliberation(tmp_path: Path):
+    """What a selection rule is replayed on (bench/selection_replay.py): each candidate's hidden grade
+    in the row, the council's record beside it."""
+    config = EvalConfig(settings=SETTINGS, limit=2, out=tmp_path / "rows.jsonl", strategies=["council"],
+                        records=tmp_path / "records")
+    rows = await Evaluation(StandInFleet(wrong={"HumanEval/1"}), config).run()
+    assert [r.detail["hidden"] for r in rows] == [
+        {f"agent-dev-00{i}@r0": ok for i in (1, 2, 3)} for ok in (True, False)]
+    from fleet.eval.run import record_path
+
+    saved = record_path(tmp_path / "records", "HumanEval/1", "council").read_text()
+    saved = DeliberationRecord.model_validate_json(saved)
+    assert saved.task.task_id == "HumanEval/1" and len(saved.proposals) == 3

@@ -5,7 +5,7 @@
   a crash on import or on a visible test's input, a counterexample, code that is missing, cut off
   or does not parse, or an undefined name (ruff F821). One that passes keeps its proposal.
 - `disagreement`: a passing code candidate that answers a probe input unlike the leading group of
-  the others is repaired too, shown that input, their output and its own.
+  the others is repaired too, shown that input, their output and its own (never when theirs is a crash).
 - `consensus_stop`: stop once the leading behaviour group (identical outputs on the visible tests'
   inputs) passes every visible test and holds a majority of the live agents; `may_still_stop` says
   whether the outputs in so far still allow that (the scheduler then waits to open a round).
@@ -71,6 +71,8 @@ def disagreement(mine: ExecutionFeedback | None, others: list[ExecutionFeedback 
     Input: f(-1)
     Most candidates return: -1
     This code returned: 1
+    >>> disagreement(f(["0", "1"]), [f(["0", "1"]), f(["0", "!IndexError"]), f(["0", "!IndexError"])])
+    ''
     """
     if not _passes(mine):
         return ""
@@ -81,7 +83,8 @@ def disagreement(mine: ExecutionFeedback | None, others: list[ExecutionFeedback 
     lead = dict(ranked[0][0])
     own = dict(zip(mine.inputs, mine.outputs or [], strict=False))
     for expr, out in own.items():
-        if expr in lead and lead[expr] != out:
+        # A crash is never the answer to steer toward: code that returns where most raise keeps it.
+        if expr in lead and lead[expr] != out and not lead[expr].startswith("!"):
             return f"Input: {expr}\nMost candidates return: {lead[expr]}\nThis code returned: {out}"
     return ""
 

@@ -34,7 +34,7 @@ def _eval_config(args: argparse.Namespace, model: str) -> EvalConfig:
                                   persona=args.persona),
             strategies=[s.strip() for s in args.strategies.split(",") if s.strip()],
             offset=args.offset, limit=args.limit, concurrency=args.concurrency, vote_n=args.vote_n,
-            out=Path(args.out))
+            out=Path(args.out), records=Path(args.records) if args.records else None)
     except ValidationError as e:
         raise InvalidRequestError(explain(e.errors())) from e
 

@@ -76,6 +76,7 @@ class EvalConfig(StrictModel):
     # large batch: the interactive defaults (300 s a call) would turn load into failed agents.
     timeouts: Timeouts = Field(default_factory=lambda: Timeouts(call_s=1800, stage_s=3600, deliberation_s=4 * 3600))
     out: Path
+    records: Path | None = Field(default=None, description="write each council's whole record here as JSON")
     sandbox: SandboxLimits = Field(default_factory=SandboxLimits)
 
 
@@ -212,8 +213,13 @@ class Evaluation:
 
     async def _oracle(self, problem: Problem, answers: list[str]) -> bool:
         """oracle@pool: whether any of these answers passes the hidden check (each distinct one graded)."""
-        runs = await asyncio.gather(*(grade(problem, a, self.config.sandbox) for a in dict.fromkeys(answers)))
-        return any(r.passed == 1 and r.total == 1 for r in runs)
+        return any((await self._hidden(problem, answers)).values())
+
+    async def _hidden(self, problem: Problem, answers: list[str]) -> dict[str, bool]:
+        """Each distinct answer: whether it passes the hidden check."""
+        distinct = list(dict.fromkeys(answers))
+        runs = await asyncio.gather(*(grade(problem, a, self.config.sandbox) for a in distinct))
+        return {a: r.passed == 1 and r.total == 1 for a, r in zip(distinct, runs, strict=True)}
 
     async def _ballot(self, problem: Problem, probes: list[str], wants: list[tuple[str, str]], index: int,
                       answer: str) -> vote.Ballot:
@@ -256,10 +262,24 @@ class Evaluation:
         winner = record.selection.winner_id
         final = record.winning_proposal()
         assert final is not None  # a selection names one of the record's proposals
-        detail.update(winner=winner, method=record.selection.method, winner_round=final.round)
+        # Every candidate's hidden grade (selection's attribution, and what a selection rule is replayed on).
+        hidden = await self._hidden(problem, [p.content for p in record.proposals])
+        detail.update(winner=winner, method=record.selection.method, winner_round=final.round,
+                      hidden={p.candidate_id: hidden[p.content] for p in record.proposals})
+        if self.config.records is not None:
+            await asyncio.to_thread(_write_record, self.config.records, problem, strategy, record)
         return await self._graded(problem, strategy, final.content, error=error, detail=detail,
-                                  oracle_pool=await self._oracle(problem, [p.content for p in record.proposals]),
-                                  **tokens)
+                                  oracle_pool=any(hidden.values()), **tokens)
+
+
+def record_path(records: Path, problem: str, strategy: str) -> Path:
+    """Where `--records` keeps one council's record: `<dir>/HumanEval_9-council.json`."""
+    return records / f"{problem.replace('/', '_')}-{strategy}.json"
+
+
+def _write_record(records: Path, problem: Problem, strategy: Strategy, record: DeliberationRecord) -> None:
+    records.mkdir(parents=True, exist_ok=True)
+    record_path(records, problem.task_id, strategy).write_text(record.model_dump_json(indent=1))
 
 
 def _visible_wants(problem: Problem) -> list[tuple[str, str]]:

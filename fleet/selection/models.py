@@ -16,7 +16,9 @@ from fleet.config._base import StrictModel
 
 class ProbeInput(StrictModel):
     expression: str = Field(description="a call of the code under test, e.g. `f([1, 2])`: inputs only")
-    source: Literal["visible", "agent"] = Field(description="visible: from a visible test; agent: an agent wrote it")
+    source: Literal["visible", "agent", "draft"] = Field(
+        description="visible: from a visible test; agent: the probe writer wrote it; draft: a candidate's answer "
+                    "makes this call (its examples, its asserts: the input only)")
 
 
 class ProbeRow(StrictModel):
@@ -37,6 +39,8 @@ class BehaviourGroup(StrictModel):
     visible_passed: int = Field(ge=0, description="visible tests its representative passes")
     visible_total: int = Field(ge=0)
     agreement: int = Field(ge=1, description="distinct lineages among the members (a revision and its parent: one)")
+    crashes: int = Field(default=0, ge=0, description="probe inputs on which the members raise an error their code "
+                         "does not raise itself while another candidate returns a value there")
 
 
 class Behaviour(StrictModel):
