@@ -2,7 +2,7 @@
 ranking rule picks among the same candidates, and whether it passes the hidden check.
 
 A selection rule costs no tokens, so its variants are compared on one run's candidates instead of
-one run each (a run of 64 problems is ~an hour of a 2-core CPU). The rules:
+one run each (a council run of 36 tuning problems took 50 min of a 2-core CPU). The rules:
 
 - `agreement`: groups by visible tests passed, then agreement (the rule before 2026-12-01);
 - `crashes`:   visible tests passed, then crashes (an error the code does not raise itself, on a probe
@@ -12,7 +12,10 @@ The replay keeps the record's own winner where a rule leads with the same group 
 have broken a tie there); where it leads with another group, that group's representative wins (`*`
 marks a lead tied with another group: the architect would have been asked).
 
-    .venv/bin/python bench/selection_replay.py /tmp/tune/council-100.jsonl /tmp/tune/records
+    .venv/bin/python bench/selection_replay.py ROWS.jsonl RECORDS_DIR [--reprobe]
+
+`--reprobe` also reruns every candidate in the sandbox on the probe inputs fleet chooses now
+(`choose_probes`). bench/results/selection-replay/ has a run to replay (untar its records).
 """
 
 from __future__ import annotations
