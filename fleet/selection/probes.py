@@ -5,8 +5,9 @@ the code under test with literal arguments, found with `ast`: in a doctest's `>>
 `check(candidate)`'s `candidate(...)` calls, a pytest module's `solution.f(...)` or imported `f(...)`
 calls), an agent asked to write calls for the task (`parse_written`: one call per line, kept only
 when its arguments are literals), and the calls the candidates' own answers make (their examples and
-asserts, the input only; `choose_probes` puts them together). Each candidate runs in the sandbox on all of them in one run
-(`run_probes`); an input that raises gives `!ErrorType`, code that does not run gives no outputs.
+asserts, the input only; `choose_probes` puts them together). Each candidate runs in the sandbox on
+all of them in one run (`run_probes`); an input that raises gives `!ErrorType`, code that does not run
+gives no outputs.
 
     >>> from fleet.config.task import TestSuite
     >>> visible_inputs(Task(description="d", tests=[TestSuite(kind="doctest", visible=True,
