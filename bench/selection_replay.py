@@ -30,10 +30,10 @@ from fleet.config.scoring import SandboxLimits
 from fleet.eval.run import record_path
 from fleet.schemas.record import DeliberationRecord
 from fleet.scoring.extract import extract_code
-from fleet.selection.base import cid, lineage_roots, visible
-from fleet.selection.consensus import crashes, make_groups
+from fleet.selection.behaviour import behaviour
+from fleet.selection.consensus import crashes, returned_values
 from fleet.selection.models import BehaviourGroup
-from fleet.selection.probes import choose_probes, probe_row, raised_names
+from fleet.selection.probes import raised_names
 
 Key = Callable[[BehaviourGroup, int], tuple[int, ...]]
 RULES: dict[str, tuple[Key, set[str]]] = {  # the rule, and errors that never count as a crash under it
@@ -49,8 +49,7 @@ RULES: dict[str, tuple[Key, set[str]]] = {  # the rule, and errors that never co
 def with_crashes(record: DeliberationRecord, forgiven: set[str]) -> list[BehaviourGroup]:
     """The record's groups (stored order), each with its crashes recomputed from the probe table."""
     assert record.behaviour is not None
-    ran = [r.outputs for r in record.behaviour.table if r.outputs is not None]
-    valued = [any(not o[i].startswith("!") for o in ran if i < len(o)) for i in range(max(map(len, ran), default=0))]
+    valued = returned_values(record.behaviour.table)
     raises = {p.candidate_id: raised_names(extract_code(p.content).code or "") for p in record.proposals}
     out = []
     for g in record.behaviour.groups:
@@ -76,22 +75,11 @@ async def reprobed(record: DeliberationRecord) -> tuple[str, int, int]:
     candidates' own calls added to the visible tests' and the writer's), every candidate rerun on them
     in the sandbox; with the number of probe inputs before and after."""
     assert record.behaviour is not None and record.selection is not None
-    codes = {p.candidate_id: extract_code(p.content).code or "" for p in record.proposals}
     written = [p.expression for p in record.behaviour.probes if p.source == "agent"]
-    probes = choose_probes(record.task, codes, [p.content for p in record.proposals], written)
-    exprs = [p.expression for p in probes]
-    limits = SandboxLimits()
-    table = list(await asyncio.gather(*(probe_row(p.candidate_id, p.content, exprs, limits)
-                                        for p in record.proposals)))
-    by = {cid(c): c for c in record.scores}
-    vis = {p.candidate_id: visible(by[p.candidate_id]) if p.candidate_id in by else (0, 0) for p in record.proposals}
-    rank = {p.candidate_id: by[p.candidate_id].rank if p.candidate_id in by else len(by) + 1
-            for p in record.proposals}
-    groups = make_groups(table, vis, lineage_roots(record.proposals), rank,
-                         {c: raised_names(v) for c, v in codes.items()})
-    lead = groups[0]
+    now = await behaviour(record.task, record.proposals, record.scores, written, SandboxLimits())
+    lead = now.groups[0]
     winner = record.selection.winner_candidate if record.selection.winner_candidate in lead.members else lead.members[0]
-    return winner, len(record.behaviour.probes), len(probes)
+    return winner, len(record.behaviour.probes), len(now.probes)
 
 
 def main(rows_path: str, records_dir: str, reprobe: bool = False) -> None:

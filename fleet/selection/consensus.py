@@ -50,6 +50,12 @@ def crashes(outputs: list[str] | None, valued: list[bool], own: set[str]) -> int
     return sum(o.startswith("!") and v and o[1:] not in own for o, v in zip(outputs, valued, strict=False))
 
 
+def returned_values(table: list[ProbeRow]) -> list[bool]:
+    """Per probe input: whether some candidate's code returns a value there (not `!Type`)."""
+    ran = [r.outputs for r in table if r.outputs is not None]
+    return [any(not o[i].startswith("!") for o in ran if i < len(o)) for i in range(max(map(len, ran), default=0))]
+
+
 def make_groups(table: list[ProbeRow], vis: dict[str, tuple[int, int]], roots: dict[str, str],
                 rank: dict[str, int], raises: dict[str, set[str]] | None = None) -> list[BehaviourGroup]:
     """Candidates with the same outputs, one group each (a candidate whose code did not run stands
@@ -59,8 +65,7 @@ def make_groups(table: list[ProbeRow], vis: dict[str, tuple[int, int]], roots: d
     for row in table:
         by[tuple(row.outputs) if row.outputs is not None else ("!did-not-run", row.candidate_id)].append(
             row.candidate_id)
-    ran = [r.outputs for r in table if r.outputs is not None]
-    valued = [any(not o[i].startswith("!") for o in ran if i < len(o)) for i in range(max(map(len, ran), default=0))]
+    valued = returned_values(table)
     out = []
     outputs = {r.candidate_id: r.outputs for r in table}
     for members in by.values():
